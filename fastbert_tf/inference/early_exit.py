@@ -1,0 +1,106 @@
+"""THE early-exit loop: per-sample exit compiled into a tf.while_loop.
+
+Evaluation, the sweep and every export call `early_exit()`; nothing else
+re-implements the exit rule.
+
+Each iteration runs transformer layer i and classifier i on the samples still
+active, records the answer of those whose uncertainty is below `speed`, and
+continues with the others only (gather in, scatter out), so a batch costs what
+its samples need rather than what its slowest sample needs. The layer is
+chosen inside the loop with a binary tree of tf.cond (IF in TFLite; Case /
+switch_case does not convert).
+"""
+
+import tensorflow as tf
+
+from fastbert_tf.inference import uncertainty as uncertainty_lib
+
+OUTPUT_KEYS = ("probabilities", "label", "exit_layer", "uncertainty", "flops")
+
+
+def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops):
+  """Classifies a batch, each sample at the first confident layer.
+
+  Args:
+    model: a built FastBertClassifier.
+    token_ids, segment_ids, padding_mask: int32 [batch, seq].
+    speed: float32 scalar threshold in [0, 1]; a sample exits at the first
+      layer whose uncertainty is < speed. 0 = always the teacher.
+    flops: FlopsTable of the model (for the per-sample `flops` output).
+
+  Returns:
+    dict of per-sample outputs:
+      probabilities float32 [batch, num_classes], label int32 [batch],
+      exit_layer int32 [batch] (1-based), uncertainty float32 [batch] (of the
+      answering classifier), flops float32 [batch] (paper unit).
+  """
+  num_layers = model.num_layers
+  num_classes = model.num_classes
+  speed = tf.cast(speed, tf.float32)
+  batch = tf.shape(token_ids)[0]
+  mask = tf.cast(padding_mask, tf.bool)
+  hidden = model.backbone.embed(token_ids, segment_ids, training=False)
+  hidden_dim = hidden.shape[-1]
+
+  def run_layer(i, x, m):
+    def branch(k):
+      def fn():
+        y = model.backbone.transformer_layers[k](x, padding_mask=m,
+                                                  training=False)
+        return y, model.classifiers[k](y, m, training=False)
+      return fn
+    return _select(i, 0, num_layers, branch)
+
+  def body(i, x, m, active, probs, exit_layer, unc):
+    x, logits = run_layer(i, x, m)
+    log_probs = tf.nn.log_softmax(logits)
+    u = uncertainty_lib.normalized_entropy(log_probs)
+    done = tf.logical_or(u < speed, tf.equal(i, num_layers - 1))
+    rows = tf.expand_dims(tf.boolean_mask(active, done), -1)
+    probs = tf.tensor_scatter_nd_update(
+        probs, rows, tf.exp(tf.boolean_mask(log_probs, done)))
+    exit_layer = tf.tensor_scatter_nd_update(
+        exit_layer, rows, tf.fill(tf.shape(rows)[:1], i + 1))
+    unc = tf.tensor_scatter_nd_update(unc, rows, tf.boolean_mask(u, done))
+    keep = tf.logical_not(done)
+    return (i + 1, tf.boolean_mask(x, keep), tf.boolean_mask(m, keep),
+            tf.boolean_mask(active, keep), probs, exit_layer, unc)
+
+  def cond(i, x, m, active, *unused):
+    return tf.logical_and(i < num_layers, tf.size(active) > 0)
+
+  loop_vars = (tf.constant(0), hidden, mask, tf.range(batch),
+               tf.zeros([batch, num_classes]), tf.zeros([batch], tf.int32),
+               tf.zeros([batch]))
+  invariants = (tf.TensorShape([]), tf.TensorShape([None, None, hidden_dim]),
+                tf.TensorShape([None, None]), tf.TensorShape([None]),
+                tf.TensorShape([None, num_classes]), tf.TensorShape([None]),
+                tf.TensorShape([None]))
+  _, _, _, _, probs, exit_layer, unc = tf.while_loop(
+      cond, body, loop_vars, shape_invariants=invariants)
+  flops_by_exit = tf.constant([0.0] + [float(f) for f in flops.cumulative()])
+  return dict(probabilities=probs,
+              label=tf.argmax(probs, axis=-1, output_type=tf.int32),
+              exit_layer=exit_layer, uncertainty=unc,
+              flops=tf.gather(flops_by_exit, exit_layer))
+
+
+def _select(i, lo, hi, branch):
+  """Runs branch(k)() for k = i, as a balanced tree of tf.cond over [lo, hi)."""
+  if hi - lo == 1:
+    return branch(lo)()
+  mid = (lo + hi) // 2
+  return tf.cond(i < mid, lambda: _select(i, lo, mid, branch),
+                 lambda: _select(i, mid, hi, branch))
+
+
+def compiled_early_exit(model, flops):
+  """A tf.function over `early_exit` with a fixed input signature, traced once
+  for any batch size and sequence length."""
+  ids = tf.TensorSpec([None, None], tf.int32)
+
+  @tf.function(input_signature=[ids, ids, ids, tf.TensorSpec([], tf.float32)])
+  def run(token_ids, segment_ids, padding_mask, speed):
+    return early_exit(model, token_ids, segment_ids, padding_mask, speed, flops)
+
+  return run

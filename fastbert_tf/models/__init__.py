@@ -1,0 +1,1 @@
+"""fastbert_tf.models."""

@@ -1,0 +1,111 @@
+"""The BERT encoder, exposing every layer's hidden states."""
+
+import keras
+import keras_hub
+from keras import ops
+
+from fastbert_tf.layers.bert_embeddings import BertEmbeddings
+
+
+@keras.saving.register_keras_serializable(package="fastbert_tf")
+class BertBackbone(keras.layers.Layer):
+  """Embeddings plus a stack of post-LayerNorm transformer layers.
+
+  Transformer layers are `keras_hub.layers.TransformerEncoder` blocks named
+  `transformer_layer_{i}` (0-based), like keras-hub's BertBackbone; unlike
+  it, the activation defaults to exact-erf GELU as in Google/HF BERT.
+
+  The early-exit loop calls `embed()` and `transformer_layers[i]` one at a
+  time; training calls the whole stack through `call()`.
+
+  Args:
+    vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim,
+    max_sequence_length, num_segments: architecture (keras-hub names).
+    dropout: float, hidden and attention dropout.
+    layer_norm_epsilon: float, 1e-12 for BERT checkpoints.
+    activation: str, FFN activation ("gelu" = exact erf GELU;
+      "gelu_approximate" = tanh form used by keras-hub's BertBackbone).
+  """
+
+  def __init__(self, vocabulary_size, num_layers, num_heads, hidden_dim,
+               intermediate_dim, max_sequence_length=512, num_segments=2,
+               dropout=0.1, layer_norm_epsilon=1e-12, activation="gelu",
+               **kwargs):
+    super().__init__(**kwargs)
+    if hidden_dim % num_heads:
+      raise ValueError(f"hidden_dim {hidden_dim} is not divisible by "
+                       f"num_heads {num_heads}")
+    self.vocabulary_size = vocabulary_size
+    self.num_layers = num_layers
+    self.num_heads = num_heads
+    self.hidden_dim = hidden_dim
+    self.intermediate_dim = intermediate_dim
+    self.max_sequence_length = max_sequence_length
+    self.num_segments = num_segments
+    self.dropout = dropout
+    self.layer_norm_epsilon = layer_norm_epsilon
+    self.activation = activation
+    self.embeddings = BertEmbeddings(
+        vocabulary_size, hidden_dim, max_sequence_length,
+        num_segments=num_segments, dropout=dropout,
+        layer_norm_epsilon=layer_norm_epsilon, name="embeddings")
+    self.transformer_layers = [
+        keras_hub.layers.TransformerEncoder(
+            intermediate_dim=intermediate_dim, num_heads=num_heads,
+            dropout=dropout, activation=_activation(activation),
+            layer_norm_epsilon=layer_norm_epsilon,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name=f"transformer_layer_{i}")
+        for i in range(num_layers)
+    ]
+
+  def build(self, token_ids_shape):
+    self.embeddings.build(token_ids_shape)
+    hidden_shape = tuple(token_ids_shape) + (self.hidden_dim,)
+    for layer in self.transformer_layers:
+      layer.build(hidden_shape)
+    self.built = True
+
+  def embed(self, token_ids, segment_ids, training=None):
+    """int32 [batch, seq] ids -> float32 [batch, seq, hidden_dim]."""
+    return self.embeddings(token_ids, segment_ids, training=training)
+
+  def call(self, inputs, training=None):
+    """Runs every layer.
+
+    Args:
+      inputs: dict with `token_ids`, `segment_ids`, `padding_mask`, each int32
+        [batch, seq] (`padding_mask` is 1 for real tokens).
+      training: bool, enables dropout.
+
+    Returns:
+      list of num_layers float32 [batch, seq, hidden_dim] tensors, the output
+      of each transformer layer in order.
+    """
+    mask = ops.cast(inputs["padding_mask"], "bool")
+    x = self.embed(inputs["token_ids"], inputs["segment_ids"], training)
+    outputs = []
+    for layer in self.transformer_layers:
+      x = layer(x, padding_mask=mask, training=training)
+      outputs.append(x)
+    return outputs
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(
+        vocabulary_size=self.vocabulary_size, num_layers=self.num_layers,
+        num_heads=self.num_heads, hidden_dim=self.hidden_dim,
+        intermediate_dim=self.intermediate_dim,
+        max_sequence_length=self.max_sequence_length,
+        num_segments=self.num_segments, dropout=self.dropout,
+        layer_norm_epsilon=self.layer_norm_epsilon,
+        activation=self.activation)
+    return config
+
+
+def _activation(name):
+  if name == "gelu":
+    return lambda x: keras.activations.gelu(x, approximate=False)
+  if name == "gelu_approximate":
+    return lambda x: keras.activations.gelu(x, approximate=True)
+  return keras.activations.get(name)

@@ -1,0 +1,45 @@
+"""Named architectures as FastBertClassifier kwargs.
+
+`vocabulary_size` is not part of a preset: it always comes from the vocab file
+(or the checkpoint) the model is used with.
+"""
+
+import json
+
+PRESETS = {
+    # Google BERT-base: the paper's backbone and FLOPs reference.
+    "bert_base": dict(num_layers=12, num_heads=12, hidden_dim=768,
+                      intermediate_dim=3072, max_sequence_length=512),
+    # The shape of all-MiniLM-L6-v2 (../shared/models) and of the benchmarks'
+    # "6-layer hidden-384" model.
+    "minilm_l6": dict(num_layers=6, num_heads=12, hidden_dim=384,
+                      intermediate_dim=1536, max_sequence_length=512),
+    # Google's BERT-Tiny shape (L=2, H=128, A=2).
+    "bert_tiny": dict(num_layers=2, num_heads=2, hidden_dim=128,
+                      intermediate_dim=512, max_sequence_length=512),
+    # The quickstart: trained from scratch on 2 CPU cores in minutes.
+    "quickstart": dict(num_layers=4, num_heads=4, hidden_dim=128,
+                       intermediate_dim=512, max_sequence_length=128),
+    # Unit tests: as small as the layers allow.
+    "test_tiny": dict(num_layers=3, num_heads=2, hidden_dim=16,
+                      intermediate_dim=32, max_sequence_length=32,
+                      classifier_hidden_dim=8, classifier_num_heads=2),
+}
+
+
+def get_preset(name):
+  """Returns a copy of the preset's kwargs, or raises naming the choices."""
+  if name not in PRESETS:
+    raise ValueError(f"unknown preset {name!r}; choose one of "
+                     f"{sorted(PRESETS)} or pass a config json")
+  return dict(PRESETS[name])
+
+
+def load_config_json(path):
+  """Reads architecture kwargs from a json file (a saved model's config.json
+  or a hand-written one with keras-hub argument names)."""
+  with open(path, encoding="utf-8") as f:
+    config = json.load(f)
+  if not isinstance(config, dict):
+    raise ValueError(f"{path}: expected a json object of model kwargs")
+  return config

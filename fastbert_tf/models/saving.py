@@ -1,0 +1,69 @@
+"""A saved model is a directory: config.json + model.weights.h5 + vocab.txt.
+
+config.json holds exactly the FastBertClassifier constructor kwargs, so it
+doubles as a `--config_json` for new runs; tokenizer.json holds what the
+TextEncoder needs besides the vocab.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.models.fastbert_classifier import FastBertClassifier
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+VOCAB_FILE = "vocab.txt"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def save_model(model, encoder, model_dir):
+  """Writes the model and its tokenizer settings into `model_dir`.
+
+  Args:
+    model: a built FastBertClassifier.
+    encoder: the TextEncoder it was trained with.
+    model_dir: str, created if missing.
+  """
+  tf.io.gfile.makedirs(model_dir)
+  config = {k: v for k, v in model.get_config().items()
+            if k not in ("name", "trainable", "dtype")}
+  _write_json(os.path.join(model_dir, CONFIG_FILE), config)
+  _write_json(os.path.join(model_dir, TOKENIZER_FILE),
+              dict(max_seq_length=encoder.max_seq_length,
+                   lowercase=encoder.lowercase))
+  with tf.io.gfile.GFile(os.path.join(model_dir, VOCAB_FILE), "w") as f:
+    f.write("\n".join(encoder.vocab) + "\n")
+  model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
+
+
+def load_model(model_dir):
+  """Loads what `save_model` wrote.
+
+  Returns:
+    (FastBertClassifier, TextEncoder).
+  """
+  for name in (CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, TOKENIZER_FILE):
+    path = os.path.join(model_dir, name)
+    if not tf.io.gfile.exists(path):
+      raise FileNotFoundError(f"{path}: missing; is {model_dir} a model "
+                              "directory written by fastbert_tf?")
+  config = _read_json(os.path.join(model_dir, CONFIG_FILE))
+  model = FastBertClassifier(**config)
+  model.build()
+  model.load_weights(os.path.join(model_dir, WEIGHTS_FILE))
+  tokenizer = _read_json(os.path.join(model_dir, TOKENIZER_FILE))
+  encoder = TextEncoder(os.path.join(model_dir, VOCAB_FILE), **tokenizer)
+  return model, encoder
+
+
+def _write_json(path, obj):
+  with tf.io.gfile.GFile(path, "w") as f:
+    f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def _read_json(path):
+  with tf.io.gfile.GFile(path, "r") as f:
+    return json.loads(f.read())

@@ -1,0 +1,200 @@
+"""The end-to-end job behind `python -m fastbert_tf.train`: data, vocab,
+model, phase 1, phase 2, test evaluation at several speeds, results on disk."""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from fastbert_tf.data import pipeline
+from fastbert_tf.data import sources
+from fastbert_tf.data import vocab as vocab_lib
+from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.inference import evaluate
+from fastbert_tf.inference import flops as flops_lib
+from fastbert_tf.models import presets
+from fastbert_tf.models import saving
+from fastbert_tf.models.fastbert_classifier import FastBertClassifier
+from fastbert_tf.training import optimization
+
+RESULTS_FILE = "results.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything one training job needs; built from flags by train.py."""
+  model_dir: str
+  data: str = "quickstart"
+  num_classes: int = 0
+  skip_bad_rows: bool = False
+  vocab: str = ""
+  vocab_size: int = 8000
+  lowercase: bool = True
+  max_seq_length: int = 128
+  max_train_samples: int = 0
+  max_eval_samples: int = 0
+  preset: str = "quickstart"
+  config_json: str = ""
+  pooling: str = "first"
+  init_checkpoint: str = ""
+  phase: str = "all"
+  batch_size: int = 32
+  eval_batch_size: int = 64
+  finetune_epochs: int = 3
+  finetune_learning_rate: float = 2e-5
+  distill_epochs: int = 5
+  distill_learning_rate: float = 2e-4
+  warmup_fraction: float = 0.1
+  weight_decay: float = 0.01
+  kl_direction: str = "teacher_student"
+  student_reduction: str = "sum"
+  teacher_dropout: bool = False
+  distill_data: str = ""
+  speeds: tuple = (0.0, 0.1, 0.5, 0.8)
+  seed: int = 0
+
+
+def load_splits(cfg):
+  """{"train", "dev", "test"} -> TextDataset, truncated as the config asks."""
+  splits = {}
+  for split in ("train", "dev", "test"):
+    data = sources.load_split(cfg.data, split, cfg.num_classes or None,
+                              cfg.skip_bad_rows)
+    limit = cfg.max_train_samples if split == "train" else cfg.max_eval_samples
+    if limit and limit < len(data):
+      logging.info("Using the first %d of %d %s examples (--max_*_samples).",
+                   limit, len(data), split)
+      data = _head(data, limit)
+    splits[split] = data
+  return splits
+
+
+def _head(data, n):
+  return dataclasses.replace(
+      data, texts_a=data.texts_a[:n],
+      texts_b=None if data.texts_b is None else data.texts_b[:n],
+      labels=None if data.labels is None else data.labels[:n])
+
+
+def build_encoder(cfg, train):
+  """The TextEncoder: from --vocab, or a vocabulary learned from train."""
+  path = cfg.vocab
+  if not path:
+    path = os.path.join(cfg.model_dir, saving.VOCAB_FILE)
+    logging.info("Learning a %d-token vocabulary from %d training texts.",
+                 cfg.vocab_size, len(train))
+    texts = list(train.texts_a) + list(train.texts_b or ())
+    vocab_lib.learn_vocab(texts, cfg.vocab_size, path, cfg.lowercase)
+  return TextEncoder(path, cfg.max_seq_length, lowercase=cfg.lowercase)
+
+
+def build_model(cfg, encoder, num_classes):
+  """A FastBertClassifier from the preset / config json and the vocab."""
+  arch = (presets.load_config_json(cfg.config_json) if cfg.config_json
+          else presets.get_preset(cfg.preset))
+  arch.update(vocabulary_size=encoder.vocabulary_size, num_classes=num_classes,
+              pooling=cfg.pooling)
+  if arch.get("max_sequence_length", 512) < cfg.max_seq_length:
+    raise ValueError(
+        f"--max_seq_length={cfg.max_seq_length} exceeds the architecture's "
+        f"max_sequence_length={arch['max_sequence_length']}")
+  model = FastBertClassifier(**arch)
+  model.build()
+  if cfg.init_checkpoint:
+    init, _ = saving.load_model(cfg.init_checkpoint)
+    _copy_backbone(init, model)
+  return model
+
+
+def _copy_backbone(source, target):
+  for src, dst in zip(source.backbone.weights, target.backbone.weights):
+    if src.shape != dst.shape:
+      raise ValueError(f"--init_checkpoint: {src.path} has shape {src.shape}, "
+                       f"the model expects {dst.shape} for {dst.path}")
+    dst.assign(src)
+
+
+def run_phase(model, phase, train_ds, dev_ds, epochs, learning_rate,
+              steps_per_epoch, cfg):
+  """Compiles for `phase` with a fresh AdamW sized to it and fits."""
+  optimizer = optimization.make_optimizer(
+      learning_rate, epochs * steps_per_epoch, cfg.warmup_fraction,
+      cfg.weight_decay)
+  model.compile(optimizer, phase=phase, kl_direction=cfg.kl_direction,
+                student_reduction=cfg.student_reduction,
+                teacher_dropout=cfg.teacher_dropout)
+  callbacks = [keras.callbacks.TensorBoard(
+      os.path.join(cfg.model_dir, "logs", phase))]
+  if phase != "distill":
+    # Keep the best-dev epoch of the answering classifier (the teacher).
+    callbacks.append(keras.callbacks.EarlyStopping(
+        monitor=f"val_accuracy_layer_{model.num_layers}", mode="max",
+        patience=epochs, restore_best_weights=True))
+  logging.info("Phase %s: %d epochs x %d steps, peak lr %g.", phase, epochs,
+               steps_per_epoch, learning_rate)
+  history = model.fit(train_ds, validation_data=dev_ds, epochs=epochs,
+                      callbacks=callbacks, verbose=2 if os.environ.get("CI") else 1)
+  return {k: [float(x) for x in v] for k, v in history.history.items()}
+
+
+def run_training(cfg):
+  """Runs the whole job and returns the results dict written to results.json."""
+  keras.utils.set_random_seed(cfg.seed)
+  tf.io.gfile.makedirs(cfg.model_dir)
+  start = time.time()
+  splits = load_splits(cfg)
+  num_classes = cfg.num_classes or sources.infer_num_classes(*splits.values())
+  if cfg.phase == "distill":
+    model, encoder = saving.load_model(cfg.model_dir)
+  else:
+    encoder = build_encoder(cfg, splits["train"])
+    model = build_model(cfg, encoder, num_classes)
+  make = lambda d, **kw: pipeline.make_dataset(d, encoder, **kw)
+  train_ds = make(splits["train"], batch_size=cfg.batch_size, shuffle=True,
+                  seed=cfg.seed)
+  dev_ds = make(splits["dev"], batch_size=cfg.eval_batch_size)
+  steps = math.ceil(len(splits["train"]) / cfg.batch_size)
+  histories = {}
+  if cfg.phase in ("all", "finetune", "joint"):
+    phase = "joint" if cfg.phase == "joint" else "finetune"
+    histories[phase] = run_phase(model, phase, train_ds, dev_ds,
+                                 cfg.finetune_epochs,
+                                 cfg.finetune_learning_rate, steps, cfg)
+    saving.save_model(model, encoder, cfg.model_dir)
+  if cfg.phase in ("all", "distill"):
+    distill_data = (sources.read_text_lines(cfg.distill_data)
+                    if cfg.distill_data else splits["train"])
+    distill_ds = make(distill_data, batch_size=cfg.batch_size, shuffle=True,
+                      seed=cfg.seed, with_labels=False)
+    histories["distill"] = run_phase(
+        model, "distill", distill_ds, dev_ds, cfg.distill_epochs,
+        cfg.distill_learning_rate,
+        math.ceil(len(distill_data) / cfg.batch_size), cfg)
+    saving.save_model(model, encoder, cfg.model_dir)
+  results = evaluate_and_write(model, encoder, splits["test"], cfg,
+                               histories, time.time() - start)
+  return results
+
+
+def evaluate_and_write(model, encoder, test, cfg, histories, train_seconds):
+  """Evaluates the test split at every speed; writes results.json."""
+  table = flops_lib.flops_table(model.get_config(), cfg.max_seq_length)
+  test_ds = pipeline.make_dataset(test, encoder, batch_size=cfg.eval_batch_size)
+  records = evaluate.evaluate_speeds(model, test_ds, cfg.speeds, table)
+  print(evaluate.format_table(records, table.baseline), flush=True)
+  results = dict(speeds=records, baseline_flops=table.baseline,
+                 flops_per_layer=table.layer,
+                 flops_per_classifier=table.classifier,
+                 num_layers=model.num_layers, num_classes=model.num_classes,
+                 test_source=test.source, num_test_samples=len(test),
+                 train_seconds=train_seconds, history=histories)
+  path = os.path.join(cfg.model_dir, RESULTS_FILE)
+  with tf.io.gfile.GFile(path, "w") as f:
+    f.write(json.dumps(results, indent=2) + "\n")
+  logging.info("Wrote %s", path)
+  return results

@@ -1,0 +1,7 @@
+"""pytest set-up shared by all tests: quiet TF logs, repo root on sys.path."""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,0 +1,127 @@
+"""The early-exit loop against a plain eager reference."""
+
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fastbert_tf import testing
+from fastbert_tf.inference import early_exit
+from fastbert_tf.inference import flops as flops_lib
+
+VOCAB = len(testing.TINY_VOCAB)
+
+
+@pytest.fixture(scope="module")
+def model():
+  # Sharpened heads: exits spread over all layers at moderate speeds.
+  return testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def run(model):
+  return early_exit.compiled_early_exit(model, _flops(model))
+
+
+def _flops(model):
+  return flops_lib.flops_table(model.get_config(), 32)
+
+
+def _reference(model, inputs, speed):
+  """Every classifier on the whole batch, then the exit rule in numpy."""
+  logits = model(inputs, training=False).numpy().astype(np.float64)
+  probs = np.exp(logits - logits.max(-1, keepdims=True))
+  probs /= probs.sum(-1, keepdims=True)
+  unc = -(probs * np.log(np.maximum(probs, 1e-30))).sum(-1) / np.log(
+      model.num_classes)
+  num_layers = model.num_layers
+  confident = unc < speed
+  confident[:, -1] = True
+  exit_index = confident.argmax(axis=1)
+  rows = np.arange(len(exit_index))
+  return dict(probabilities=probs[rows, exit_index], exit_layer=exit_index + 1,
+              uncertainty=unc[rows, exit_index],
+              label=probs[rows, exit_index].argmax(-1), num_layers=num_layers)
+
+
+def _call(run, inputs, speed):
+  out = run(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"],
+            tf.constant(speed, tf.float32))
+  return {k: v.numpy() for k, v in out.items()}
+
+
+def _assert_matches(got, want):
+  np.testing.assert_array_equal(got["exit_layer"], want["exit_layer"])
+  np.testing.assert_array_equal(got["label"], want["label"])
+  np.testing.assert_allclose(got["probabilities"], want["probabilities"],
+                             atol=1e-5)
+  np.testing.assert_allclose(got["uncertainty"], want["uncertainty"],
+                             atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 64])
+@pytest.mark.parametrize("speed", [0.0, 0.3, 1.0])
+def test_batched_equals_reference_and_one_at_a_time(model, run, batch, speed):
+  inputs = testing.random_inputs(batch, 11, VOCAB, seed=batch)
+  got = _call(run, inputs, speed)
+  _assert_matches(got, _reference(model, inputs, speed))
+  for i in range(min(batch, 5)):
+    length = int(inputs["padding_mask"][i].sum())
+    single = {k: v[i:i + 1, :length] for k, v in inputs.items()}
+    one = _call(run, single, speed)
+    np.testing.assert_array_equal(one["exit_layer"], got["exit_layer"][i:i + 1])
+    np.testing.assert_allclose(one["probabilities"],
+                               got["probabilities"][i:i + 1], atol=1e-5)
+
+
+def test_moderate_speed_mixes_exit_layers(model, run):
+  inputs = testing.random_inputs(64, 11, VOCAB, seed=64)
+  layers = set(_call(run, inputs, 0.3)["exit_layer"].tolist())
+  # If this fails the test model no longer exercises the shrinking batch.
+  assert len(layers) >= 2, layers
+
+
+def test_speed_zero_is_the_teacher_for_every_sample(model, run):
+  inputs = testing.random_inputs(16, 9, VOCAB, seed=1)
+  got = _call(run, inputs, 0.0)
+  assert (got["exit_layer"] == model.num_layers).all()
+  teacher = tf.nn.softmax(model(inputs, training=False)[:, -1]).numpy()
+  np.testing.assert_allclose(got["probabilities"], teacher, atol=1e-5)
+
+
+def test_speed_one_exits_every_sample_at_layer_one(run):
+  inputs = testing.random_inputs(16, 9, VOCAB, seed=2)
+  got = _call(run, inputs, 1.0)
+  assert (got["uncertainty"] < 1.0).all()
+  assert (got["exit_layer"] == 1).all()
+
+
+def test_uncertainty_exactly_one_never_exits_early():
+  # Zeroed logit kernels/biases give a uniform distribution: uncertainty 1.
+  model = testing.tiny_model(seed=3, dropout=0.0)
+  for classifier in model.classifiers:
+    classifier.logits_dense.kernel.assign(
+        tf.zeros_like(classifier.logits_dense.kernel))
+  run = early_exit.compiled_early_exit(model, _flops(model))
+  got = _call(run, testing.random_inputs(4, 6, VOCAB), 1.0)
+  assert (got["exit_layer"] == model.num_layers).all()
+
+
+def test_flops_output_follows_the_exit_layer(model, run):
+  table = _flops(model)
+  got = _call(run, testing.random_inputs(32, 8, VOCAB, seed=4), 0.3)
+  want = [table.at_exit(k) for k in got["exit_layer"]]
+  np.testing.assert_allclose(got["flops"], want, rtol=1e-6)
+
+
+def test_empty_batch_returns_empty_outputs(run):
+  empty = np.zeros([0, 5], np.int32)
+  got = _call(run, dict(token_ids=empty, segment_ids=empty,
+                        padding_mask=empty), 0.5)
+  assert got["probabilities"].shape == (0, 3)
+  assert got["exit_layer"].shape == (0,)
+
+
+if __name__ == "__main__":
+  sys.exit(pytest.main([__file__, "-q"]))

@@ -1,0 +1,142 @@
+"""Which variables each training phase changes, and what it reports."""
+
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fastbert_tf import testing
+from fastbert_tf.training import optimization
+from fastbert_tf.training import phases
+
+
+def _batch(model, seed=0):
+  inputs = testing.random_inputs(8, 7, model.get_config()["vocabulary_size"],
+                                 seed=seed)
+  labels = np.arange(8, dtype=np.int32) % model.num_classes
+  return inputs, labels
+
+
+def _changed_after_one_step(model, phase):
+  """Paths of the weights one train step of `phase` modified."""
+  model.compile(keras.optimizers.SGD(0.5), phase=phase)
+  before = {v.path: v.numpy().copy() for v in model.weights}
+  inputs, labels = _batch(model)
+  if phase == "distill":
+    model.train_on_batch(inputs)  # phase 2 needs no labels
+  else:
+    model.train_on_batch(inputs, labels)
+  return {v.path for v in model.weights
+          if not np.array_equal(before[v.path], v.numpy())}
+
+
+def _group(path):
+  if "/backbone/" in path:
+    return "backbone"
+  if "teacher_classifier" in path:
+    return "teacher"
+  if "student_classifier" in path:
+    return "students"
+  return "other"
+
+
+@pytest.mark.parametrize("phase,trained", [
+    ("finetune", {"backbone", "teacher"}),
+    ("distill", {"students"}),
+    ("joint", {"backbone", "teacher", "students"}),
+])
+def test_every_variable_changes_only_in_its_phase(phase, trained):
+  model = testing.tiny_model(seed=1, dropout=0.0)
+  changed = _changed_after_one_step(model, phase)
+  trainable = {v.path for v in model.trainable_weights}
+  for path in trainable:
+    if _group(path) in trained:
+      assert path in changed, f"{phase}: {path} should have trained"
+    else:
+      assert path not in changed, f"{phase}: {path} must stay frozen"
+
+
+def test_phase_variable_selection_partitions_the_model():
+  model = testing.tiny_model()
+  finetune = {v.path for v in phases.trainable_variables(model, "finetune")}
+  distill = {v.path for v in phases.trainable_variables(model, "distill")}
+  everything = {v.path for v in model.trainable_variables}
+  assert finetune.isdisjoint(distill)
+  assert finetune | distill == everything
+  assert {v.path for v in phases.trainable_variables(model, "joint")} == everything
+  with pytest.raises(ValueError, match="phase"):
+    phases.trainable_variables(model, "warmup")
+
+
+def test_teacher_dropout_switch_changes_the_soft_labels():
+  model = testing.tiny_model(seed=2, dropout=0.5)
+  inputs, _ = _batch(model)
+  losses = []
+  for teacher_dropout in (False, True):
+    model.compile(keras.optimizers.SGD(0.0), phase="distill",
+                  teacher_dropout=teacher_dropout)
+    keras.utils.set_random_seed(0)
+    runs = [float(model.train_on_batch(inputs, return_dict=True)["loss"])
+            for _ in range(2)]
+    losses.append(runs)
+  # lr 0: weights never change and the seed is reset, so the only
+  # difference between the two settings is dropout in the frozen teacher.
+  assert losses[0] != losses[1]
+
+
+def test_fit_reports_true_epoch_losses():
+  model = testing.tiny_model(seed=3)
+  inputs, labels = _batch(model)
+  model.compile(keras.optimizers.SGD(0.0), phase="finetune")
+  history = model.fit(tf.data.Dataset.from_tensors((inputs, labels)).repeat(3),
+                      epochs=2, verbose=0)
+  expected = model.evaluate(inputs, labels, verbose=0, return_dict=True)
+  assert history.history["loss"][0] > 0.0
+  # lr 0 and dropout: training loss is near the eval teacher loss, not 0.0.
+  assert history.history["loss"][1] == pytest.approx(expected["loss"], rel=0.5)
+  assert set(expected) >= {"loss", "accuracy_layer_1", "accuracy_layer_3"}
+
+
+def test_finetune_without_labels_is_an_error():
+  model = testing.tiny_model()
+  inputs, _ = _batch(model)
+  model.compile(keras.optimizers.SGD(0.1), phase="finetune")
+  with pytest.raises(ValueError, match="needs labels"):
+    model.train_on_batch(inputs)
+
+
+def test_compile_rejects_unknown_switches():
+  model = testing.tiny_model()
+  with pytest.raises(ValueError, match="direction"):
+    model.compile(keras.optimizers.SGD(0.1), phase="distill",
+                  kl_direction="backwards")
+  with pytest.raises(ValueError, match="phase"):
+    model.compile(keras.optimizers.SGD(0.1), phase="pretrain")
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+  schedule = optimization.LinearWarmupDecay(1e-3, total_steps=100,
+                                            warmup_steps=10)
+  values = [float(schedule(s)) for s in (0, 5, 10, 55, 100, 150)]
+  assert values[0] == 0.0
+  assert values[1] == pytest.approx(5e-4)
+  assert values[2] == pytest.approx(1e-3)
+  assert values[3] == pytest.approx(5e-4)
+  assert values[4] == 0.0 and values[5] == 0.0
+
+
+def test_optimizer_is_adamw_without_decay_on_norms_and_biases():
+  optimizer = optimization.make_optimizer(2e-5, 1000, 0.1, 0.01)
+  assert isinstance(optimizer, keras.optimizers.AdamW)
+  assert optimizer.weight_decay == 0.01
+  model = testing.tiny_model()
+  decayed = {v.name for v in model.trainable_variables
+             if optimizer._use_weight_decay(v)}
+  assert "kernel" in decayed
+  assert not decayed & {"bias", "gamma", "beta"}
+
+
+if __name__ == "__main__":
+  sys.exit(pytest.main([__file__, "-q"]))
