@@ -6,8 +6,9 @@ from absl import flags
 _DEFINED = []
 
 
-def _define(kind, name, default, help_text, **kwargs):
-  getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kwargs)
+def _define(kind, name, default, *args, **kwargs):
+  """flags.DEFINE_<kind>(name, default, *args), remembering the name."""
+  getattr(flags, f"DEFINE_{kind}")(name, default, *args, **kwargs)
   _DEFINED.append(name)
 
 

@@ -9,6 +9,7 @@ results.json and TensorBoard logs under logs/.
 
 import dataclasses
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -43,8 +44,13 @@ def main(argv):
   with open(os.path.join(cfg.model_dir, "flags.txt"), "w") as f:
     f.write(fastbert_flags.flags_to_flagfile(
         FLAGS, fastbert_flags.defined_flag_names()))
-  from fastbert_tf.training import runner
-  runner.run_training(cfg)
+  from fastbert_tf.data import sources  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.training import runner  # pylint: disable=g-import-not-at-top
+  try:
+    runner.run_training(cfg)
+  except (sources.DataError, FileNotFoundError) as e:
+    # Bad input is the user's to fix: say what and where, no traceback.
+    sys.exit(f"error: {e}")
 
 
 def run():

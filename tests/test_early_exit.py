@@ -108,6 +108,12 @@ def test_uncertainty_exactly_one_never_exits_early():
   assert (got["exit_layer"] == model.num_layers).all()
 
 
+def test_speed_zero_costs_the_plain_model_and_skips_students(model, run):
+  table = _flops(model)
+  got = _call(run, testing.random_inputs(8, 8, VOCAB, seed=5), 0.0)
+  np.testing.assert_allclose(got["flops"], table.baseline, rtol=1e-6)
+
+
 def test_flops_output_follows_the_exit_layer(model, run):
   table = _flops(model)
   got = _call(run, testing.random_inputs(32, 8, VOCAB, seed=4), 0.3)

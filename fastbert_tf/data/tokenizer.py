@@ -38,9 +38,12 @@ class TextEncoder(tf.Module):
     max_seq_length: int, longest output including special tokens.
     lowercase: bool, lower-case and strip accents (uncased English BERT and
       Google's Chinese BERT both use True).
+    text_pair: bool, whether the model was trained on sentence pairs; saved
+      with the model so exports know to ask for `text_b`.
   """
 
-  def __init__(self, vocab, max_seq_length, lowercase=True, name=None):
+  def __init__(self, vocab, max_seq_length, lowercase=True, text_pair=False,
+               name=None):
     super().__init__(name=name)
     if isinstance(vocab, str):
       vocab = read_vocab(vocab)
@@ -49,6 +52,7 @@ class TextEncoder(tf.Module):
     self.vocab = list(vocab)
     self.max_seq_length = int(max_seq_length)
     self.lowercase = bool(lowercase)
+    self.text_pair = bool(text_pair)
     self._tokenizer = tf_text.FastBertTokenizer(
         vocab=self.vocab, token_out_type=tf.int32,
         lower_case_nfd_strip_accents=self.lowercase)

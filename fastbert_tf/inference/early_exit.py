@@ -42,12 +42,21 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops):
   hidden = model.backbone.embed(token_ids, segment_ids, training=False)
   hidden_dim = hidden.shape[-1]
 
+  # No uncertainty is below a speed of 0, so students cannot answer: skip
+  # them and speed 0 costs exactly the plain model (layers + teacher).
+  students_can_exit = speed > 0.0
+
   def run_layer(i, x, m):
     def branch(k):
       def fn():
         y = model.backbone.transformer_layers[k](x, padding_mask=m,
                                                   training=False)
-        return y, model.classifiers[k](y, m, training=False)
+        classify = lambda: model.classifiers[k](y, m, training=False)
+        if k == num_layers - 1:
+          return y, classify()
+        # Zero logits = uniform = uncertainty 1: never an exit.
+        skip = lambda: tf.zeros([tf.shape(y)[0], num_classes])
+        return y, tf.cond(students_can_exit, classify, skip)
       return fn
     return _select(i, 0, num_layers, branch)
 
@@ -79,10 +88,12 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops):
   _, _, _, _, probs, exit_layer, unc = tf.while_loop(
       cond, body, loop_vars, shape_invariants=invariants)
   flops_by_exit = tf.constant([0.0] + [float(f) for f in flops.cumulative()])
+  sample_flops = tf.where(students_can_exit,
+                          tf.gather(flops_by_exit, exit_layer),
+                          tf.fill(tf.shape(exit_layer), float(flops.baseline)))
   return dict(probabilities=probs,
               label=tf.argmax(probs, axis=-1, output_type=tf.int32),
-              exit_layer=exit_layer, uncertainty=unc,
-              flops=tf.gather(flops_by_exit, exit_layer))
+              exit_layer=exit_layer, uncertainty=unc, flops=sample_flops)
 
 
 def _select(i, lo, hi, branch):

@@ -55,7 +55,9 @@ class FlopsTable:
 
   def at_exit(self, exit_layer):
     """FLOPs of a sample leaving after `exit_layer` (1-based): it paid for
-    every layer and every classifier up to and including that one."""
+    every layer and every classifier up to and including that one. (At
+    speed 0 the early-exit loop skips the students, so a sample costs
+    `baseline` instead.)"""
     if not 1 <= exit_layer <= self.num_layers:
       raise ValueError(f"exit_layer must be in [1, {self.num_layers}], "
                        f"got {exit_layer}")

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 
 import keras
@@ -90,7 +91,8 @@ def build_encoder(cfg, train):
                  cfg.vocab_size, len(train))
     texts = list(train.texts_a) + list(train.texts_b or ())
     vocab_lib.learn_vocab(texts, cfg.vocab_size, path, cfg.lowercase)
-  return TextEncoder(path, cfg.max_seq_length, lowercase=cfg.lowercase)
+  return TextEncoder(path, cfg.max_seq_length, lowercase=cfg.lowercase,
+                     text_pair=train.is_pair)
 
 
 def build_model(cfg, encoder, num_classes):
@@ -137,8 +139,11 @@ def run_phase(model, phase, train_ds, dev_ds, epochs, learning_rate,
         patience=epochs, restore_best_weights=True))
   logging.info("Phase %s: %d epochs x %d steps, peak lr %g.", phase, epochs,
                steps_per_epoch, learning_rate)
+  # One line per epoch when logging to a file; a progress bar on a terminal.
+  # shuffle=False: the dataset already reshuffles itself every epoch.
   history = model.fit(train_ds, validation_data=dev_ds, epochs=epochs,
-                      callbacks=callbacks, verbose=2 if os.environ.get("CI") else 1)
+                      callbacks=callbacks, shuffle=False,
+                      verbose=1 if sys.stdout.isatty() else 2)
   return {k: [float(x) for x in v] for k, v in history.history.items()}
 
 

@@ -1,0 +1,335 @@
+"""A float64 numpy BERT forward: the reference the checkpoint readers are
+tested against, written independently of them and of Keras.
+
+Parameters are a flat dict of canonical names, kernels [in, out]:
+  word [V, H], position [P, H], segment [S, H],
+  embeddings_ln/gamma, embeddings_ln/beta              [H]
+  layer_{i}/{query,key,value,attention_output}/kernel  [H, H], /bias [H]
+  layer_{i}/attention_ln/{gamma,beta}                  [H]
+  layer_{i}/intermediate/kernel [H, I], /bias [I]
+  layer_{i}/output/kernel [I, H], /bias [H]
+  layer_{i}/output_ln/{gamma,beta}                     [H]
+The *_NAMES tables give each foreign format's name for every canonical one,
+to write random checkpoints (`to_names`) and read real ones (`from_names`).
+"""
+
+import math
+import re
+
+import numpy as np
+
+_LAYER_KEYS = (
+    "query/kernel", "query/bias", "key/kernel", "key/bias", "value/kernel",
+    "value/bias", "attention_output/kernel", "attention_output/bias",
+    "attention_ln/gamma", "attention_ln/beta", "intermediate/kernel",
+    "intermediate/bias", "output/kernel", "output/bias", "output_ln/gamma",
+    "output_ln/beta")
+
+
+def _names(embeddings, layer, layer_names):
+  table = dict(zip(("word", "position", "segment", "embeddings_ln/gamma",
+                    "embeddings_ln/beta"), embeddings))
+  table.update({"layer_{i}/" + k: layer + n
+                for k, n in zip(_LAYER_KEYS, layer_names)})
+  return table
+
+
+HF_NAMES = _names(
+    ("embeddings.word_embeddings.weight", "embeddings.position_embeddings."
+     "weight", "embeddings.token_type_embeddings.weight",
+     "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"),
+    "encoder.layer.{i}.",
+    ("attention.self.query.weight", "attention.self.query.bias",
+     "attention.self.key.weight", "attention.self.key.bias",
+     "attention.self.value.weight", "attention.self.value.bias",
+     "attention.output.dense.weight", "attention.output.dense.bias",
+     "attention.output.LayerNorm.weight", "attention.output.LayerNorm.bias",
+     "intermediate.dense.weight", "intermediate.dense.bias",
+     "output.dense.weight", "output.dense.bias", "output.LayerNorm.weight",
+     "output.LayerNorm.bias"))
+
+GOOGLE_NAMES = _names(
+    ("bert/embeddings/word_embeddings", "bert/embeddings/position_embeddings",
+     "bert/embeddings/token_type_embeddings", "bert/embeddings/LayerNorm/gamma",
+     "bert/embeddings/LayerNorm/beta"),
+    "bert/encoder/layer_{i}/",
+    ("attention/self/query/kernel", "attention/self/query/bias",
+     "attention/self/key/kernel", "attention/self/key/bias",
+     "attention/self/value/kernel", "attention/self/value/bias",
+     "attention/output/dense/kernel", "attention/output/dense/bias",
+     "attention/output/LayerNorm/gamma", "attention/output/LayerNorm/beta",
+     "intermediate/dense/kernel", "intermediate/dense/bias",
+     "output/dense/kernel", "output/dense/bias", "output/LayerNorm/gamma",
+     "output/LayerNorm/beta"))
+
+UER_NAMES = _names(
+    ("embedding.word_embedding.weight", "embedding.position_embedding.weight",
+     "embedding.segment_embedding.weight", "embedding.layer_norm.gamma",
+     "embedding.layer_norm.beta"),
+    "encoder.transformer.{i}.",
+    ("self_attn.linear_layers.0.weight", "self_attn.linear_layers.0.bias",
+     "self_attn.linear_layers.1.weight", "self_attn.linear_layers.1.bias",
+     "self_attn.linear_layers.2.weight", "self_attn.linear_layers.2.bias",
+     "self_attn.final_linear.weight", "self_attn.final_linear.bias",
+     "layer_norm_1.gamma", "layer_norm_1.beta", "feed_forward.linear_1.weight",
+     "feed_forward.linear_1.bias", "feed_forward.linear_2.weight",
+     "feed_forward.linear_2.bias", "layer_norm_2.gamma", "layer_norm_2.beta"))
+
+
+def num_layers_of(params):
+  return len([k for k in params if re.fullmatch(r"layer_\d+/query/kernel", k)])
+
+
+def _expand(names, num_layers):
+  """{canonical pattern: name pattern} -> [(canonical key, name)]."""
+  rows = []
+  for key, name in names.items():
+    for i in (range(num_layers) if "{i}" in key else [None]):
+      rows.append((key.format(i=i), name.format(i=i)))
+  return rows
+
+
+def to_names(params, names, transpose_kernels, prefix=""):
+  """Canonical params -> {foreign name: float32 array}; PyTorch formats
+  (transpose_kernels=True) store kernels [out, in]."""
+  out = {}
+  for key, name in _expand(names, num_layers_of(params)):
+    value = params[key]
+    if transpose_kernels and key.endswith("/kernel"):
+      value = value.T
+    out[prefix + name] = np.ascontiguousarray(value, np.float32)
+  return out
+
+
+def from_names(tensors, names, num_layers, transpose_kernels, prefix=""):
+  """The inverse of `to_names`."""
+  params = {}
+  for key, name in _expand(names, num_layers):
+    value = np.asarray(tensors[prefix + name])
+    params[key] = value.T if (transpose_kernels and
+                              key.endswith("/kernel")) else value
+  return params
+
+
+def from_keras_hub(weights, num_layers):
+  """keras-hub BertBackbone {weight path: array} -> canonical params."""
+  params = {"word": weights["token_embedding/embeddings"],
+            "position": weights["position_embedding/embeddings"],
+            "segment": weights["segment_embedding/embeddings"],
+            "embeddings_ln/gamma": weights["embeddings_layer_norm/gamma"],
+            "embeddings_ln/beta": weights["embeddings_layer_norm/beta"]}
+  parts = {"query": "self_attention_layer/query",
+           "key": "self_attention_layer/key",
+           "value": "self_attention_layer/value",
+           "attention_output": "self_attention_layer/attention_output",
+           "attention_ln": "self_attention_layer_norm",
+           "intermediate": "feedforward_intermediate_dense",
+           "output": "feedforward_output_dense",
+           "output_ln": "feedforward_layer_norm"}
+  for i in range(num_layers):
+    for ours, theirs in parts.items():
+      for leaf in ("kernel", "bias", "gamma", "beta"):
+        path = f"transformer_layer_{i}/{theirs}/{leaf}"
+        if path in weights:
+          params[f"layer_{i}/{ours}/{leaf}"] = weights[path]
+    # Per-head kernels [H, heads, hd] / [heads, hd, H] back to [H, H].
+    for name in ("query", "key", "value", "attention_output"):
+      kernel = params[f"layer_{i}/{name}/kernel"]
+      hidden = params["word"].shape[1]
+      params[f"layer_{i}/{name}/kernel"] = np.reshape(kernel, (hidden, -1))
+      params[f"layer_{i}/{name}/bias"] = np.reshape(
+          params[f"layer_{i}/{name}/bias"], (-1,))
+  return params
+
+
+def random_params(vocabulary_size, num_layers, hidden_dim, intermediate_dim,
+                  max_sequence_length, num_segments, seed=0):
+  """Random canonical params, scaled so every layer does visible work."""
+  rng = np.random.default_rng(seed)
+  h, f = hidden_dim, intermediate_dim
+  params = {"word": rng.normal(0, 0.5, (vocabulary_size, h)),
+            "position": rng.normal(0, 0.5, (max_sequence_length, h)),
+            "segment": rng.normal(0, 0.5, (num_segments, h)),
+            "embeddings_ln/gamma": rng.normal(1, 0.2, h),
+            "embeddings_ln/beta": rng.normal(0, 0.2, h)}
+  shapes = dict(zip(_LAYER_KEYS, ((h, h), h, (h, h), h, (h, h), h, (h, h), h,
+                                  h, h, (h, f), f, (f, h), h, h, h)))
+  for i in range(num_layers):
+    for key, shape in shapes.items():
+      mean = 1.0 if key.endswith("gamma") else 0.0
+      scale = 0.2 if isinstance(shape, int) else 0.4 / math.sqrt(shape[0])
+      params[f"layer_{i}/{key}"] = rng.normal(mean, scale, shape)
+  return {k: v.astype(np.float32) for k, v in params.items()}
+
+
+_ERF = np.vectorize(math.erf, otypes=[np.float64])
+ACTIVATIONS = {
+    "gelu": lambda x: 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0))),
+    "gelu_approximate": lambda x: 0.5 * x * (1.0 + np.tanh(
+        math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3))),
+    "relu": lambda x: np.maximum(x, 0.0),
+}
+
+
+def layer_norm(x, gamma, beta, epsilon, kind="bert"):
+  """BERT: (x - mean) / sqrt(var + eps); UER: (x - mean) / (std_unbiased +
+  eps). Both then * gamma + beta, over the last axis."""
+  centered = x - x.mean(-1, keepdims=True)
+  if kind == "uer":
+    return gamma * centered / (x.std(-1, ddof=1, keepdims=True) + epsilon) + (
+        beta)
+  return gamma * centered / np.sqrt(x.var(-1, keepdims=True) + epsilon) + beta
+
+
+def forward(params, token_ids, segment_ids, padding_mask, num_heads,
+            activation="gelu", layer_norm_epsilon=1e-12,
+            layer_norm_type="bert"):
+  """Post-LN BERT encoder in float64.
+
+  Args:
+    params: canonical dict (see the module docstring).
+    token_ids, segment_ids, padding_mask: int [batch, seq].
+    num_heads: int.
+    activation: "gelu" (erf), "gelu_approximate" (tanh) or "relu".
+    layer_norm_epsilon, layer_norm_type: "bert" or "uer" LayerNorm.
+
+  Returns:
+    list of float64 [batch, seq, hidden], one per transformer layer.
+  """
+  p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  norm = lambda x, name: layer_norm(  # pylint: disable=g-long-lambda
+      x, p[name + "/gamma"], p[name + "/beta"], layer_norm_epsilon,
+      layer_norm_type)
+  seq = np.shape(token_ids)[1]
+  x = (p["word"][token_ids] + p["position"][None, :seq] +
+       p["segment"][segment_ids])
+  x = norm(x, "embeddings_ln")
+  keep = np.asarray(padding_mask, bool)[:, None, None, :]
+  outputs = []
+  for i in range(num_layers_of(params)):
+    dense = lambda y, name: _dense(y, p, f"layer_{i}/{name}")  # pylint: disable=cell-var-from-loop
+    attention = _attention(x, dense, keep, num_heads)
+    x = norm(x + dense(attention, "attention_output"), f"layer_{i}/attention_ln")
+    hidden = ACTIVATIONS[activation](dense(x, "intermediate"))
+    x = norm(x + dense(hidden, "output"), f"layer_{i}/output_ln")
+    outputs.append(x)
+  return outputs
+
+
+def _dense(x, p, name):
+  # 2-D matmul: numpy's stacked 3-D matmul is several times slower here.
+  y = x.reshape(-1, x.shape[-1]) @ p[name + "/kernel"] + p[name + "/bias"]
+  return y.reshape(x.shape[:-1] + (-1,))
+
+
+def _attention(x, dense, keep, num_heads):
+  batch, seq, hidden = x.shape
+  heads = lambda y: y.reshape(batch, seq, num_heads, -1).transpose(0, 2, 1, 3)  # pylint: disable=unnecessary-lambda-assignment
+  q, k, v = (heads(dense(x, n)) for n in ("query", "key", "value"))
+  scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(hidden // num_heads)
+  scores = np.where(keep, scores, -np.inf)
+  probs = np.exp(scores - scores.max(-1, keepdims=True))
+  probs /= probs.sum(-1, keepdims=True)
+  return (probs @ v).transpose(0, 2, 1, 3).reshape(batch, seq, hidden)
+
+
+def mean_pool(hidden, padding_mask):
+  """float [batch, seq, hidden], int [batch, seq] -> float64 [batch, hidden],
+  the mean over real tokens (sentence-transformers' pooling)."""
+  mask = np.asarray(padding_mask, np.float64)[..., None]
+  return (np.asarray(hidden, np.float64) * mask).sum(1) / mask.sum(1)
+
+
+def cosine(a, b):
+  return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def layer_diffs(ours, reference, padding_mask):
+  """Max |ours - reference| over real tokens, one float per layer.
+
+  Args:
+    ours, reference: lists of float [batch, seq, hidden].
+    padding_mask: int [batch, seq], 1 on real tokens.
+  """
+  real = np.asarray(padding_mask, bool)
+  return [float(np.max(np.abs(np.asarray(a, np.float64) - b)[real]))
+          for a, b in zip(ours, reference)]
+
+
+# Real English pairs for checkpoint sanity checks: (kind, text a, text b).
+SENTENCE_PAIRS = (
+    ("paraphrase", "A man is playing a guitar.",
+     "Someone plays an acoustic guitar."),
+    ("paraphrase", "The stock market fell sharply today.",
+     "Share prices dropped steeply on Wall Street this afternoon."),
+    ("paraphrase", "How do I bake bread at home?",
+     "What is a good recipe for homemade bread?"),
+    ("unrelated", "A man is playing a guitar.",
+     "The stock market fell sharply today."),
+    ("unrelated", "The cat is sleeping on the sofa.",
+     "Quantum computers store information in qubits."),
+)
+
+
+def huggingface_parity(path, texts, max_seq_length=128):
+  """Our restored backbone vs this reference on real text.
+
+  Tokenizes with our TextEncoder (the checkpoint's vocab and casing),
+  restores the Hugging Face checkpoint at `path` into a BertBackbone and
+  runs the same ids through `forward` on the raw safetensors arrays.
+
+  Args:
+    path: str, a Hugging Face directory with model.safetensors.
+    texts: list of str.
+    max_seq_length: int.
+
+  Returns:
+    dict: `diffs` (max abs difference per layer over real tokens), `ours` and
+    `reference` (last layer, [batch, seq, hidden]), `padding_mask`
+    ([batch, seq]) and `report` (the ConversionReport).
+  """
+  # pylint: disable=g-import-not-at-top
+  import os
+  import tensorflow as tf
+  from safetensors.numpy import load_file
+  from fastbert_tf import checkpoints
+  from fastbert_tf.data.tokenizer import TextEncoder
+  from fastbert_tf.models.bert_backbone import BertBackbone
+  # pylint: enable=g-import-not-at-top
+  info = checkpoints.read_info(path)
+  arch = info.architecture
+  backbone = BertBackbone(**arch, dropout=0.0)
+  report = checkpoints.restore_backbone(backbone, path)
+  encoder = TextEncoder(info.vocab_path, max_seq_length,
+                        lowercase=info.lowercase)
+  inputs = {k: v.numpy() for k, v in encoder(tf.constant(texts)).items()}
+  ours = [h.numpy() for h in backbone(inputs)]
+  tensors = load_file(os.path.join(path, "model.safetensors"))
+  prefix = "bert." if "bert.embeddings.word_embeddings.weight" in tensors else ""
+  params = from_names(tensors, HF_NAMES, arch["num_layers"], True, prefix)
+  reference = forward(params, inputs["token_ids"], inputs["segment_ids"],
+                      inputs["padding_mask"], arch["num_heads"],
+                      arch["activation"], arch["layer_norm_epsilon"])
+  return dict(diffs=layer_diffs(ours, reference, inputs["padding_mask"]),
+              ours=ours[-1], reference=reference[-1],
+              padding_mask=inputs["padding_mask"], report=report)
+
+
+def pair_cosines(result, texts, pairs=SENTENCE_PAIRS):
+  """Mean-pooled cosine per pair, from `huggingface_parity`'s result.
+
+  Returns:
+    list of dict(kind, a, b, cosine (ours), reference_cosine).
+  """
+  ours = mean_pool(result["ours"], result["padding_mask"])
+  reference = mean_pool(result["reference"], result["padding_mask"])
+  index = {t: i for i, t in enumerate(texts)}
+  return [dict(kind=kind, a=a, b=b,
+               cosine=cosine(ours[index[a]], ours[index[b]]),
+               reference_cosine=cosine(reference[index[a]],
+                                       reference[index[b]]))
+          for kind, a, b in pairs]
+
+
+def unique_texts(pairs=SENTENCE_PAIRS):
+  return list(dict.fromkeys(t for _, a, b in pairs for t in (a, b)))

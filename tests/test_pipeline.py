@@ -1,0 +1,66 @@
+"""Tests for fastbert_tf.data.pipeline."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from fastbert_tf import testing
+from fastbert_tf.data import pipeline
+from fastbert_tf.data.sources import TextDataset
+from fastbert_tf.data.tokenizer import TextEncoder
+
+
+def _data(n, pairs=False, labels=True):
+  texts = tuple(" ".join("abcdefg"[: 1 + i % 7]) for i in range(n))
+  return TextDataset(
+      texts_a=texts, texts_b=texts if pairs else None,
+      labels=np.arange(n, dtype=np.int32) % 2 if labels else None,
+      source="test")
+
+
+def test_every_example_arrives_once_in_order():
+  encoder = TextEncoder(testing.TINY_VOCAB, 16)
+  batches = list(pipeline.make_dataset(_data(10), encoder, batch_size=4))
+  assert [len(labels) for _, labels in batches] == [4, 4, 2]  # nothing dropped
+  labels = np.concatenate([l.numpy() for _, l in batches])
+  np.testing.assert_array_equal(labels, np.arange(10) % 2)
+  first, _ = batches[0]
+  assert first["token_ids"].dtype.name == "int32"
+  # Padded to the longest sample of the batch: 4 letters + [CLS] + [SEP].
+  assert first["token_ids"].shape == (4, 6)
+
+
+def test_shuffle_is_seeded_and_keeps_all_examples():
+  encoder = TextEncoder(testing.TINY_VOCAB, 16)
+
+  def labels_in_order(seed):
+    data = _data(12)
+    data = TextDataset(data.texts_a, None, np.arange(12, dtype=np.int32),
+                       "test")
+    ds = pipeline.make_dataset(data, encoder, 5, shuffle=True, seed=seed)
+    return np.concatenate([l.numpy() for _, l in ds]).tolist()
+
+  assert labels_in_order(1) == labels_in_order(1)
+  assert sorted(labels_in_order(1)) == list(range(12))
+  assert labels_in_order(1) != list(range(12))
+
+
+def test_pairs_produce_two_segments():
+  encoder = TextEncoder(testing.TINY_VOCAB, 16)
+  features, _ = next(iter(pipeline.make_dataset(_data(3, pairs=True), encoder, 3)))
+  assert features["segment_ids"].numpy().max() == 1
+
+
+@pytest.mark.parametrize("labels,with_labels", [(False, True), (True, False)])
+def test_unlabeled_elements_are_features_only(labels, with_labels):
+  encoder = TextEncoder(testing.TINY_VOCAB, 16)
+  ds = pipeline.make_dataset(_data(5, labels=labels), encoder, 5,
+                             with_labels=with_labels)
+  element = next(iter(ds))
+  assert isinstance(element, dict)
+  assert set(element) == {"token_ids", "segment_ids", "padding_mask"}
+
+
+if __name__ == "__main__":
+  sys.exit(pytest.main([__file__, "-q"]))

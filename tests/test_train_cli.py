@@ -1,0 +1,81 @@
+"""Smoke test of `python -m fastbert_tf.train` on a tiny generated TSV."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fastbert_tf import testing
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _train(*args):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, "-m", "fastbert_tf.train", *args],
+                        cwd=ROOT, capture_output=True, text=True, env=env,
+                        timeout=600)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  path = tmp_path_factory.mktemp("data")
+  for split, n, seed in (("train", 64, 0), ("dev", 16, 1), ("test", 24, 2)):
+    testing.write_tsv(path / f"{split}.tsv", testing.letter_task(n, seed))
+  return path
+
+
+def test_trains_both_phases_and_writes_everything(data_dir, tmp_path):
+  model_dir = tmp_path / "model"
+  result = _train(
+      f"--data={data_dir}", f"--model_dir={model_dir}", "--preset=test_tiny",
+      "--vocab_size=40", "--max_seq_length=16", "--batch_size=8",
+      "--finetune_epochs=1", "--distill_epochs=1",
+      "--finetune_learning_rate=1e-3", "--speeds=0,0.5,1")
+  assert result.returncode == 0, result.stderr[-3000:]
+  for name in ("config.json", "model.weights.h5", "vocab.txt",
+               "tokenizer.json", "flags.txt", "results.json"):
+    assert (model_dir / name).exists(), name
+  assert (model_dir / "logs" / "finetune").is_dir()
+  assert (model_dir / "logs" / "distill").is_dir()
+  results = json.loads((model_dir / "results.json").read_text())
+  assert [r["speed"] for r in results["speeds"]] == [0.0, 0.5, 1.0]
+  for record in results["speeds"]:
+    assert set(record) >= {"accuracy", "mean_exit_layer", "mean_flops",
+                           "speedup"}
+    assert record["num_samples"] == 24  # every test row evaluated
+  assert results["speeds"][0]["mean_exit_layer"] == 3.0
+  assert results["speeds"][0]["speedup"] == pytest.approx(1.0)
+  assert results["speeds"][2]["mean_exit_layer"] == 1.0
+  assert results["baseline_flops"] > 0
+  assert "speed" in result.stdout and "speedup" in result.stdout
+
+  # flags.txt is a valid flagfile: rerun phase 2 alone from it.
+  flags_text = (model_dir / "flags.txt").read_text()
+  assert "--preset=test_tiny" in flags_text
+  rerun = _train(f"--flagfile={model_dir / 'flags.txt'}", "--phase=distill")
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+
+
+def test_bad_row_stops_with_path_and_line(tmp_path):
+  rows = testing.letter_task(6)
+  testing.write_tsv(tmp_path / "train.tsv", rows[:3] + [("x", "a b")] + rows[3:])
+  for split in ("dev", "test"):
+    testing.write_tsv(tmp_path / f"{split}.tsv", rows)
+  result = _train(f"--data={tmp_path}", f"--model_dir={tmp_path / 'm'}",
+                  "--preset=test_tiny")
+  assert result.returncode != 0
+  assert f"{tmp_path / 'train.tsv'}:5:" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_missing_model_dir_is_a_usage_error():
+  result = _train("--data=quickstart")
+  assert result.returncode != 0
+  assert "--model_dir" in result.stderr
+
+
+if __name__ == "__main__":
+  sys.exit(pytest.main([__file__, "-q"]))
