@@ -1,0 +1,41 @@
+"""Export a trained fastbert_tf model as a TF Serving SavedModel.
+
+  python export/export_saved_model.py --model_dir=runs/quickstart \
+      --export_base=exports/quickstart [--version=N]
+
+Writes `<export_base>/<version>/` atomically with warmup requests; prints the
+path. The signature contract is in export/README.md.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "A trained model directory.")
+flags.DEFINE_string("export_base", None, "TF Serving model base path.")
+flags.DEFINE_integer("version", None, "Version number (default: next free).")
+flags.DEFINE_float("warmup_speed", 0.5, "Speed used in the warmup requests.")
+flags.mark_flags_as_required(["model_dir", "export_base"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from fastbert_tf.models import saving  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
+  try:
+    model, encoder = saving.load_model(FLAGS.model_dir)
+    path = export.export_saved_model(model, encoder, FLAGS.export_base,
+                                     FLAGS.version, FLAGS.warmup_speed)
+  except (FileNotFoundError, FileExistsError) as e:
+    sys.exit(f"error: {e}")
+  print(path)
+
+
+if __name__ == "__main__":
+  app.run(main)

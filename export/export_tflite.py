@@ -1,0 +1,42 @@
+"""Convert an exported SavedModel's token-id signature to TFLite.
+
+  python export/export_tflite.py --saved_model=exports/quickstart/1 \
+      --output=quickstart.tflite [--quantize=dynamic]
+
+The early-exit loop stays in the model and `speed` stays an input. Run the
+result with LiteRT (ai_edge_litert), not tf.lite.Interpreter.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("saved_model", None, "An exported version directory.")
+flags.DEFINE_string("output", None, "Where to write the .tflite file.")
+flags.DEFINE_enum("quantize", "none", ["none", "dynamic"],
+                  "dynamic = dynamic-range quantization (int8 weights).")
+flags.mark_flags_as_required(["saved_model", "output"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not os.path.isfile(os.path.join(FLAGS.saved_model, "saved_model.pb")):
+    sys.exit(f"error: {FLAGS.saved_model}: no saved_model.pb; pass an "
+             "export version directory such as exports/NAME/1")
+  import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import
+  from fastbert_tf.serving import tflite  # pylint: disable=g-import-not-at-top
+  content = tflite.convert(FLAGS.saved_model, FLAGS.quantize)
+  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+  with open(FLAGS.output, "wb") as f:
+    f.write(content)
+  print(f"{FLAGS.output}: {len(content):,} bytes")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,108 @@
+"""The serving SavedModel: early exit in a tf.while_loop, speed an input.
+
+Signatures (the contract in export/README.md):
+  serving_default / predict_text: `text` string [batch] (+ `text_b` for pair
+      tasks) and `speed` float32 scalar; tokenized in the graph.
+  predict_ids: int32 [batch, seq] `token_ids`, `segment_ids`,
+      `padding_mask` and `speed`.
+Each returns per sample: `probabilities` float32 [batch, num_classes],
+`label` int32, `exit_layer` int32 (1-based), `uncertainty` float32,
+`flops` float32 (paper unit).
+
+The module tracks the model's variables, never the Keras model itself: a
+SavedModel holding a Keras 3 model fails in the TF1 / C++ loader that
+TF Serving uses (TF_NOTES trap 2). Weights are stored once.
+"""
+
+import tensorflow as tf
+
+from fastbert_tf.inference import early_exit
+
+SIGNATURE_TEXT = "predict_text"
+SIGNATURE_IDS = "predict_ids"
+DEFAULT_SIGNATURE = "serving_default"
+ID_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+
+
+class ServingModule(tf.Module):
+  """Wraps a FastBertClassifier and its TextEncoder for export.
+
+  Args:
+    model: a built FastBertClassifier.
+    encoder: the fastbert_tf.data.tokenizer.TextEncoder it was trained with.
+    flops: FlopsTable (per-sample `flops` output).
+    text_pair: bool, whether the text signature takes `text_b` too.
+  """
+
+  def __init__(self, model, encoder, flops, text_pair=False):
+    super().__init__(name="fastbert_serving")
+    # Plain tf.Variables, so the SavedModel has no Keras objects in it.
+    self.model_variables = [v.value for v in model.variables]
+    self.encoder = encoder
+    self.text_pair = bool(text_pair)
+    config = model.get_config()
+    limits = dict(vocabulary_size=config["vocabulary_size"],
+                  num_segments=config["num_segments"],
+                  max_sequence_length=config["max_sequence_length"])
+
+    def classify(token_ids, segment_ids, padding_mask, speed):
+      checks = _input_checks(token_ids, segment_ids, padding_mask, speed,
+                             **limits)
+      # Every input waits for the checks, so none reaches a gather first.
+      with tf.control_dependencies(checks):
+        token_ids, segment_ids, padding_mask, speed = (
+            tf.identity(t) for t in (token_ids, segment_ids, padding_mask,
+                                     speed))
+      return early_exit.early_exit(model, token_ids, segment_ids,
+                                   padding_mask, speed, flops)
+
+    speed = tf.TensorSpec([], tf.float32, name="speed")
+    self.predict_ids = tf.function(
+        classify, input_signature=[
+            tf.TensorSpec([None, None], tf.int32, name=n) for n in ID_INPUTS
+        ] + [speed])
+    text = tf.TensorSpec([None], tf.string, name="text")
+    if self.text_pair:
+      text_b = tf.TensorSpec([None], tf.string, name="text_b")
+      self.predict_text = tf.function(
+          lambda text, text_b, speed: classify(**encoder(text, text_b),
+                                               speed=speed),
+          input_signature=[text, text_b, speed])
+    else:
+      self.predict_text = tf.function(
+          lambda text, speed: classify(**encoder(text), speed=speed),
+          input_signature=[text, speed])
+
+  def signatures(self):
+    """{signature name: concrete function} for tf.saved_model.save."""
+    text = self.predict_text.get_concrete_function()
+    return {DEFAULT_SIGNATURE: text, SIGNATURE_TEXT: text,
+            SIGNATURE_IDS: self.predict_ids.get_concrete_function()}
+
+
+def _input_checks(token_ids, segment_ids, padding_mask, speed,
+                  vocabulary_size, num_segments, max_sequence_length):
+  """Asserts that turn a bad request into INVALID_ARGUMENT with a message
+  naming the input, instead of a gather error deep in the model."""
+  shape = tf.shape(token_ids)
+  ok_speed = tf.logical_and(speed >= 0.0, speed <= 1.0)  # False for NaN
+  return [
+      tf.debugging.Assert(ok_speed, ["speed must be a number in [0, 1], got",
+                                     speed]),
+      tf.debugging.assert_equal(tf.shape(segment_ids), shape, message=
+                                "segment_ids must have the shape of token_ids"),
+      tf.debugging.assert_equal(tf.shape(padding_mask), shape, message=
+                                "padding_mask must have the shape of token_ids"),
+      tf.debugging.assert_less_equal(
+          shape[1], max_sequence_length,
+          message=f"sequence longer than max_sequence_length "
+          f"{max_sequence_length}"),
+      _assert_in_range(token_ids, vocabulary_size, "token_ids"),
+      _assert_in_range(segment_ids, num_segments, "segment_ids"),
+      _assert_in_range(padding_mask, 2, "padding_mask"),
+  ]
+
+
+def _assert_in_range(values, upper, name):
+  ok = tf.reduce_all((values >= 0) & (values < upper))
+  return tf.debugging.Assert(ok, [f"{name} must lie in [0, {upper})"])

@@ -1,0 +1,157 @@
+"""The serving SavedModel: layout, signature contract, TF2 and TF1 loaders."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops for loading)
+from tensorflow_serving.apis import prediction_log_pb2
+
+from fastbert_tf import testing
+from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.inference import early_exit
+from fastbert_tf.inference import flops as flops_lib
+from fastbert_tf.serving import export
+
+TEXTS = ["a b z", "c", "z z z d e", "好 书", "q r s t u v w x y"]
+SPEEDS = (0.0, 0.3, 1.0)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  model = testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0)
+  encoder = TextEncoder(testing.TINY_VOCAB, 16)
+  base = str(tmp_path_factory.mktemp("exports"))
+  path = export.export_saved_model(model, encoder, base)
+  return model, encoder, base, path
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+  return tf.saved_model.load(exported[3])
+
+
+def _eager(model, encoder, texts, speed, texts_b=None):
+  run = early_exit.compiled_early_exit(
+      model, flops_lib.flops_table(model.get_config(), encoder.max_seq_length))
+  ids = encoder(tf.constant(texts),
+                None if texts_b is None else tf.constant(texts_b))
+  out = run(ids["token_ids"], ids["segment_ids"], ids["padding_mask"],
+            tf.constant(speed))
+  return ids, {k: v.numpy() for k, v in out.items()}
+
+
+def _assert_same(got, want):
+  assert set(got) == set(early_exit.OUTPUT_KEYS)
+  np.testing.assert_array_equal(got["exit_layer"], want["exit_layer"])
+  np.testing.assert_array_equal(got["label"], want["label"])
+  for key in ("probabilities", "uncertainty", "flops"):
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
+
+
+def test_layout_is_versioned_atomic_with_warmup(exported):
+  model, encoder, base, path = exported
+  assert path == os.path.join(base, "1")
+  assert sorted(os.listdir(base)) == ["1"]  # no temporary directory left
+  warmup = os.path.join(path, export.WARMUP_FILE)
+  logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+          for r in tf.data.TFRecordDataset(warmup)]
+  assert [l.predict_log.request.model_spec.signature_name for l in logs] == [
+      "serving_default", "predict_text", "predict_ids"]
+  assert export.next_version(base) == 2
+  with pytest.raises(FileExistsError, match="immutable"):
+    export.export_saved_model(model, encoder, base, version=1)
+
+
+def _cli_show(path, signature):
+  """{("inputs"|"outputs", name): (dtype, shape)} as saved_model_cli shows."""
+  cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+  shown = subprocess.run([cli, "show", "--dir", path, "--tag_set", "serve",
+                          "--signature_def", signature],
+                         capture_output=True, text=True, check=True).stdout
+  pattern = r"(inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))"
+  return {(kind, name): (dtype, shape)
+          for kind, name, dtype, shape in re.findall(pattern, shown)}
+
+
+def test_signature_contract_as_saved_model_cli_shows_it(exported):
+  path = exported[3]
+  outputs = {("outputs", "probabilities"): ("DT_FLOAT", "(-1, 3)"),
+             ("outputs", "label"): ("DT_INT32", "(-1)"),
+             ("outputs", "exit_layer"): ("DT_INT32", "(-1)"),
+             ("outputs", "uncertainty"): ("DT_FLOAT", "(-1)"),
+             ("outputs", "flops"): ("DT_FLOAT", "(-1)")}
+  speed = {("inputs", "speed"): ("DT_FLOAT", "()")}
+  ids = {("inputs", n): ("DT_INT32", "(-1, -1)")
+         for n in ("token_ids", "segment_ids", "padding_mask")}
+  text = {("inputs", "text"): ("DT_STRING", "(-1)")}
+  assert _cli_show(path, "predict_ids") == {**ids, **speed, **outputs}
+  for name in ("serving_default", "predict_text"):
+    assert _cli_show(path, name) == {**text, **speed, **outputs}
+
+
+@pytest.mark.parametrize("speed", SPEEDS)
+def test_tf2_loader_equals_eager(exported, loaded, speed):
+  model, encoder, _, _ = exported
+  ids, want = _eager(model, encoder, TEXTS, speed)
+  for name in ("serving_default", "predict_text"):
+    got = loaded.signatures[name](text=tf.constant(TEXTS),
+                                  speed=tf.constant(speed))
+    _assert_same({k: v.numpy() for k, v in got.items()}, want)
+  got = loaded.signatures["predict_ids"](speed=tf.constant(speed), **ids)
+  _assert_same({k: v.numpy() for k, v in got.items()}, want)
+
+
+def test_tf1_session_loader_equals_eager(exported):
+  """tf.compat.v1 loader: the stand-in for tensorflow_model_server."""
+  model, encoder, _, path = exported
+  cases = {s: _eager(model, encoder, TEXTS, s) for s in SPEEDS}
+  with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
+    for speed, (ids, want) in cases.items():
+      for name in ("serving_default", "predict_ids"):
+        sig = meta.signature_def[name]
+        values = ({"text": np.array(TEXTS, dtype=object)} if "text" in sig.inputs
+                  else {k: v.numpy() for k, v in ids.items()})
+        values["speed"] = np.float32(speed)
+        feed = {sig.inputs[k].name: v for k, v in values.items()}
+        got = sess.run({k: v.name for k, v in sig.outputs.items()}, feed)
+        _assert_same(got, want)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(speed=float("nan")), "speed must be a number in"),
+    (dict(speed=1.5), "speed must be a number in"),
+    (dict(token_ids=[[2, 99, 3]]), "token_ids must lie in"),
+    (dict(segment_ids=[[0, 5, 0]]), "segment_ids must lie in"),
+    (dict(padding_mask=[[1, 1]]), "padding_mask must have the shape"),
+])
+def test_bad_requests_are_invalid_argument_naming_the_input(loaded, change,
+                                                            message):
+  inputs = dict(token_ids=[[2, 7, 3]], segment_ids=[[0, 0, 0]],
+                padding_mask=[[1, 1, 1]], speed=0.5)
+  inputs.update(change)
+  tensors = {k: tf.constant(v, tf.float32 if k == "speed" else tf.int32)
+             for k, v in inputs.items()}
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    loaded.signatures["predict_ids"](**tensors)
+
+
+def test_pair_model_text_signature_takes_text_b(tmp_path):
+  model = testing.tiny_model(seed=3, sharpen=8.0, dropout=0.0)
+  encoder = TextEncoder(testing.TINY_VOCAB, 16, text_pair=True)
+  path = export.export_saved_model(model, encoder, str(tmp_path))
+  loaded = tf.saved_model.load(path)
+  a, b = ["a b", "c d e"], ["z", "y x"]
+  _, want = _eager(model, encoder, a, 0.3, texts_b=b)
+  got = loaded.signatures["serving_default"](
+      text=tf.constant(a), text_b=tf.constant(b), speed=tf.constant(0.3))
+  _assert_same({k: v.numpy() for k, v in got.items()}, want)
+
+
+if __name__ == "__main__":
+  sys.exit(pytest.main([__file__, "-q"]))

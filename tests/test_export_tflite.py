@@ -1,0 +1,92 @@
+"""TFLite conversion keeps the early exit; LiteRT equals the SavedModel."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (tokenizer ops of the SavedModel)
+
+from fastbert_tf import testing
+from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.serving import export
+from fastbert_tf.serving import tflite
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+  model = testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0)
+  encoder = TextEncoder(testing.TINY_VOCAB, 16)
+  return export.export_saved_model(
+      model, encoder, str(tmp_path_factory.mktemp("exports")))
+
+
+@pytest.fixture(scope="module")
+def content(saved_model):
+  return tflite.convert(saved_model)
+
+
+@pytest.fixture(scope="module")
+def runner(content):
+  return tflite.LiteRTRunner(content)
+
+
+def test_graph_keeps_the_loop_and_builtin_ops_only(content):
+  ops = tflite.op_names(content)
+  assert "WHILE" in ops and "IF" in ops  # the loop and the layer dispatch
+  assert "CUSTOM" not in ops
+
+
+@pytest.mark.parametrize("speed", [0.0, 0.3, 1.0])
+def test_litert_equals_saved_model(saved_model, runner, speed):
+  inputs = testing.random_inputs(24, 12, len(testing.TINY_VOCAB), seed=11)
+  want = tf.saved_model.load(saved_model).signatures["predict_ids"](
+      speed=tf.constant(speed),
+      **{k: tf.constant(v) for k, v in inputs.items()})
+  got = runner(speed=speed, **inputs)
+  np.testing.assert_array_equal(got["exit_layer"], want["exit_layer"].numpy())
+  np.testing.assert_array_equal(got["label"], want["label"].numpy())
+  np.testing.assert_allclose(got["probabilities"],
+                             want["probabilities"].numpy(), atol=1e-5)
+  np.testing.assert_allclose(got["flops"], want["flops"].numpy(), rtol=1e-6)
+  if speed == 0.3:  # the batch must really mix early and late exits
+    assert len(set(got["exit_layer"].tolist())) >= 2
+
+
+def test_batch_size_and_length_can_change_between_calls(runner):
+  for batch, seq in ((1, 5), (7, 16), (2, 3)):
+    inputs = testing.random_inputs(batch, seq, len(testing.TINY_VOCAB))
+    out = runner(speed=0.5, **inputs)
+    assert out["probabilities"].shape == (batch, 3)
+
+
+def test_dynamic_quantization_still_exits(saved_model):
+  quantized_content = tflite.convert(saved_model, quantize="dynamic")
+  assert "WHILE" in tflite.op_names(quantized_content)
+  quantized = tflite.LiteRTRunner(quantized_content)
+  inputs = testing.random_inputs(8, 10, len(testing.TINY_VOCAB), seed=3)
+  out = quantized(speed=0.3, **inputs)
+  np.testing.assert_allclose(out["probabilities"].sum(-1), 1.0, atol=1e-5)
+  with pytest.raises(ValueError, match="quantize"):
+    tflite.convert(saved_model, quantize="int4")
+
+
+def test_cli_writes_the_file(saved_model, tmp_path):
+  output = tmp_path / "model.tflite"
+  result = subprocess.run(
+      [sys.executable, "export/export_tflite.py", f"--saved_model={saved_model}",
+       f"--output={output}"], cwd=ROOT, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert output.stat().st_size > 0 and "bytes" in result.stdout
+  bad = subprocess.run(
+      [sys.executable, "export/export_tflite.py", f"--saved_model={tmp_path}",
+       f"--output={output}"], cwd=ROOT, capture_output=True, text=True)
+  assert bad.returncode != 0 and "no saved_model.pb" in bad.stderr
+
+
+if __name__ == "__main__":
+  sys.exit(pytest.main([__file__, "-q"]))
