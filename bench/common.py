@@ -38,6 +38,14 @@ def record(**fields):
               **fields)
 
 
+def read_records(path):
+  """The records already in a results file ([] if it does not exist)."""
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
 def write_records(path, records):
   """Writes a list of records as json (one file per benchmark)."""
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

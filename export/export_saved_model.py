@@ -15,12 +15,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from fastbert_tf import flags as fastbert_flags  # pylint: disable=g-import-not-at-top
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A trained model directory.")
 flags.DEFINE_string("export_base", None, "TF Serving model base path.")
 flags.DEFINE_integer("version", None, "Version number (default: next free).")
 flags.DEFINE_float("warmup_speed", 0.5, "Speed used in the warmup requests.")
 flags.mark_flags_as_required(["model_dir", "export_base"])
+fastbert_flags.define_exit_flags()
 
 
 def main(argv):
@@ -30,8 +33,9 @@ def main(argv):
   from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
   try:
     model, encoder = saving.load_model(FLAGS.model_dir)
-    path = export.export_saved_model(model, encoder, FLAGS.export_base,
-                                     FLAGS.version, FLAGS.warmup_speed)
+    path = export.export_saved_model(
+        model, encoder, FLAGS.export_base, FLAGS.version, FLAGS.warmup_speed,
+        fastbert_flags.exit_criterion_from_flags(FLAGS))
   except (FileNotFoundError, FileExistsError) as e:
     sys.exit(f"error: {e}")
   print(path)

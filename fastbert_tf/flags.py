@@ -42,7 +42,10 @@ def define_model_flags():
   _define("enum", "pooling", "first", ["first", "mean", "max"],
           "Classifier pooling.")
   _define("string", "init_checkpoint", "",
-          "Initialise from a checkpoint: a fastbert_tf model directory.")
+          "Initialise the backbone from a checkpoint (Hugging Face BERT dir, "
+          "Google TF1 BERT dir, keras-hub preset dir, UER .bin, or a "
+          "fastbert_tf model dir); its config sets the architecture and its "
+          "vocab.txt the vocabulary.")
 
 
 def define_train_flags():
@@ -73,6 +76,28 @@ def define_train_flags():
   _define("list", "speeds", ["0", "0.1", "0.5", "0.8"],
           "Speeds at which the test split is evaluated.")
   _define("integer", "seed", 0, "Random seed.")
+  _define("string", "export_base", "",
+          "If set, export a TF Serving SavedModel to <export_base>/<version>/ "
+          "after training (see export/README.md).")
+
+
+def define_exit_flags():
+  """The exit criterion: shared by training-time evaluation, the sweep and
+  the export binaries."""
+  _define("enum", "exit_criterion", "entropy",
+          ["entropy", "topk_entropy", "max_prob", "patience"],
+          "Per-sample score compared with speed (exit when score < speed): "
+          "normalized entropy (the paper's), top-k renormalized entropy (many "
+          "classes), 1 - max probability, or patience (agreement of "
+          "consecutive classifiers). See fastbert_tf/inference/criteria.py.")
+  _define("integer", "top_k", 2, "k of --exit_criterion=topk_entropy.")
+
+
+def exit_criterion_from_flags(flag_values):
+  """The ExitCriterion the exit flags name."""
+  from fastbert_tf.inference import criteria  # pylint: disable=g-import-not-at-top
+  return criteria.ExitCriterion(flag_values.exit_criterion,
+                                top_k=flag_values.top_k)
 
 
 def define_flags():
@@ -80,6 +105,7 @@ def define_flags():
   define_data_flags()
   define_model_flags()
   define_train_flags()
+  define_exit_flags()
 
 
 def defined_flag_names():

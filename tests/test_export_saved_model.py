@@ -13,6 +13,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from fastbert_tf import testing
 from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.inference import criteria
 from fastbert_tf.inference import early_exit
 from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.serving import export
@@ -151,6 +152,25 @@ def test_pair_model_text_signature_takes_text_b(tmp_path):
   got = loaded.signatures["serving_default"](
       text=tf.constant(a), text_b=tf.constant(b), speed=tf.constant(0.3))
   _assert_same({k: v.numpy() for k, v in got.items()}, want)
+
+
+@pytest.mark.parametrize("name", ["topk_entropy", "max_prob", "patience"])
+def test_exit_criterion_is_compiled_into_the_export(exported, tmp_path, name):
+  model, encoder, _, _ = exported
+  criterion = criteria.ExitCriterion(name, top_k=2)
+  path = export.export_saved_model(model, encoder, str(tmp_path),
+                                   criterion=criterion)
+  signature = tf.saved_model.load(path).signatures["predict_ids"]
+  run = early_exit.compiled_early_exit(
+      model, flops_lib.flops_table(model.get_config(), encoder.max_seq_length),
+      criterion)
+  inputs = testing.random_inputs(32, 10, len(testing.TINY_VOCAB), seed=6)
+  for speed in (0.0, 0.5, 0.9):
+    want = run(speed=tf.constant(speed), **inputs)
+    got = signature(speed=tf.constant(speed),
+                    **{k: tf.constant(v) for k, v in inputs.items()})
+    _assert_same({k: v.numpy() for k, v in got.items()},
+                 {k: v.numpy() for k, v in want.items()})
 
 
 if __name__ == "__main__":

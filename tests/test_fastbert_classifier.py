@@ -45,7 +45,8 @@ def test_layer_norm_epsilon_reaches_every_layer_norm():
 
 
 def test_get_config_round_trip():
-  model = testing.tiny_model(pooling="mean", activation="gelu_approximate")
+  model = testing.tiny_model(pooling="mean", activation="gelu_approximate",
+                             layer_norm_type="uer")
   clone = FastBertClassifier.from_config(model.get_config())
   assert clone.get_config() == model.get_config()
 

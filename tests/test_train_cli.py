@@ -33,7 +33,8 @@ def test_trains_both_phases_and_writes_everything(data_dir, tmp_path):
       f"--data={data_dir}", f"--model_dir={model_dir}", "--preset=test_tiny",
       "--vocab_size=40", "--max_seq_length=16", "--batch_size=8",
       "--finetune_epochs=1", "--distill_epochs=1",
-      "--finetune_learning_rate=1e-3", "--speeds=0,0.5,1")
+      "--finetune_learning_rate=1e-3", "--speeds=0,0.5,1",
+      f"--export_base={tmp_path / 'exports'}")
   assert result.returncode == 0, result.stderr[-3000:]
   for name in ("config.json", "model.weights.h5", "vocab.txt",
                "tokenizer.json", "flags.txt", "results.json"):
@@ -51,6 +52,7 @@ def test_trains_both_phases_and_writes_everything(data_dir, tmp_path):
   assert results["speeds"][2]["mean_exit_layer"] == 1.0
   assert results["baseline_flops"] > 0
   assert "speed" in result.stdout and "speedup" in result.stdout
+  assert (tmp_path / "exports" / "1" / "saved_model.pb").exists()
 
   # flags.txt is a valid flagfile: rerun phase 2 alone from it.
   flags_text = (model_dir / "flags.txt").read_text()

@@ -13,26 +13,29 @@ switch_case does not convert).
 
 import tensorflow as tf
 
-from fastbert_tf.inference import uncertainty as uncertainty_lib
+from fastbert_tf.inference import criteria
 
 OUTPUT_KEYS = ("probabilities", "label", "exit_layer", "uncertainty", "flops")
 
 
-def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops):
+def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
+               criterion=criteria.ExitCriterion()):
   """Classifies a batch, each sample at the first confident layer.
 
   Args:
     model: a built FastBertClassifier.
     token_ids, segment_ids, padding_mask: int32 [batch, seq].
     speed: float32 scalar threshold in [0, 1]; a sample exits at the first
-      layer whose uncertainty is < speed. 0 = always the teacher.
+      layer whose criterion score is < speed. 0 = always the teacher.
     flops: FlopsTable of the model (for the per-sample `flops` output).
+    criterion: criteria.ExitCriterion; normalized entropy by default.
 
   Returns:
     dict of per-sample outputs:
       probabilities float32 [batch, num_classes], label int32 [batch],
-      exit_layer int32 [batch] (1-based), uncertainty float32 [batch] (of the
-      answering classifier), flops float32 [batch] (paper unit).
+      exit_layer int32 [batch] (1-based), uncertainty float32 [batch] (the
+      answering classifier's criterion score), flops float32 [batch] (paper
+      unit).
   """
   num_layers = model.num_layers
   num_classes = model.num_classes
@@ -54,16 +57,21 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops):
         classify = lambda: model.classifiers[k](y, m, training=False)
         if k == num_layers - 1:
           return y, classify()
-        # Zero logits = uniform = uncertainty 1: never an exit.
+        # Placeholder logits: at speed 0 no score is below speed anyway.
         skip = lambda: tf.zeros([tf.shape(y)[0], num_classes])
         return y, tf.cond(students_can_exit, classify, skip)
       return fn
     return _select(i, 0, num_layers, branch)
 
-  def body(i, x, m, active, probs, exit_layer, unc):
+  def body(i, x, m, active, probs, exit_layer, unc, *state):
     x, logits = run_layer(i, x, m)
     log_probs = tf.nn.log_softmax(logits)
-    u = uncertainty_lib.normalized_entropy(log_probs)
+    u, state = criterion.step(log_probs, state, num_layers)
+    if state:
+      # Skipped students (speed 0) must not count as agreeing classifiers.
+      fresh = criterion.initial_state(tf.shape(u)[0])
+      state = tuple(tf.where(students_can_exit, s, f)
+                    for s, f in zip(state, fresh))
     done = tf.logical_or(u < speed, tf.equal(i, num_layers - 1))
     rows = tf.expand_dims(tf.boolean_mask(active, done), -1)
     probs = tf.tensor_scatter_nd_update(
@@ -73,7 +81,8 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops):
     unc = tf.tensor_scatter_nd_update(unc, rows, tf.boolean_mask(u, done))
     keep = tf.logical_not(done)
     return (i + 1, tf.boolean_mask(x, keep), tf.boolean_mask(m, keep),
-            tf.boolean_mask(active, keep), probs, exit_layer, unc)
+            tf.boolean_mask(active, keep), probs, exit_layer, unc,
+            *(tf.boolean_mask(t, keep) for t in state))
 
   def cond(i, x, m, active, *unused):
     return tf.logical_and(i < num_layers, tf.size(active) > 0)
@@ -85,7 +94,11 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops):
                 tf.TensorShape([None, None]), tf.TensorShape([None]),
                 tf.TensorShape([None, num_classes]), tf.TensorShape([None]),
                 tf.TensorShape([None]))
-  _, _, _, _, probs, exit_layer, unc = tf.while_loop(
+  # Only stateful criteria (patience) carry per-sample state through the loop.
+  state = criterion.initial_state(batch) if criterion.stateful else ()
+  loop_vars += tuple(state)
+  invariants += tuple(tf.TensorShape([None]) for _ in state)
+  _, _, _, _, probs, exit_layer, unc, *_ = tf.while_loop(
       cond, body, loop_vars, shape_invariants=invariants)
   flops_by_exit = tf.constant([0.0] + [float(f) for f in flops.cumulative()])
   sample_flops = tf.where(students_can_exit,
@@ -105,13 +118,14 @@ def _select(i, lo, hi, branch):
                  lambda: _select(i, mid, hi, branch))
 
 
-def compiled_early_exit(model, flops):
+def compiled_early_exit(model, flops, criterion=criteria.ExitCriterion()):
   """A tf.function over `early_exit` with a fixed input signature, traced once
   for any batch size and sequence length."""
   ids = tf.TensorSpec([None, None], tf.int32)
 
   @tf.function(input_signature=[ids, ids, ids, tf.TensorSpec([], tf.float32)])
   def run(token_ids, segment_ids, padding_mask, speed):
-    return early_exit(model, token_ids, segment_ids, padding_mask, speed, flops)
+    return early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
+                      criterion)
 
   return run

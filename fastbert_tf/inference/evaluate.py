@@ -3,10 +3,12 @@
 import numpy as np
 import tensorflow as tf
 
+from fastbert_tf.inference import criteria
 from fastbert_tf.inference import early_exit
 
 
-def collect_outputs(model, dataset, speed, flops):
+def collect_outputs(model, dataset, speed, flops,
+                    criterion=criteria.ExitCriterion()):
   """Runs the early-exit loop over a labelled dataset at one speed.
 
   Args:
@@ -14,12 +16,13 @@ def collect_outputs(model, dataset, speed, flops):
     dataset: tf.data.Dataset of (features, labels) from data.pipeline.
     speed: float in [0, 1].
     flops: FlopsTable.
+    criterion: criteria.ExitCriterion.
 
   Returns:
     dict of numpy arrays over all samples: the early_exit outputs plus
     `labels` int32 [n].
   """
-  run = early_exit.compiled_early_exit(model, flops)
+  run = early_exit.compiled_early_exit(model, flops, criterion)
   parts = {key: [] for key in early_exit.OUTPUT_KEYS + ("labels",)}
   for features, labels in dataset:
     out = run(features["token_ids"], features["segment_ids"],
@@ -42,10 +45,11 @@ def summarize(outputs, speed, flops):
       num_samples=int(len(outputs["labels"])))
 
 
-def evaluate_speeds(model, dataset, speeds, flops):
+def evaluate_speeds(model, dataset, speeds, flops,
+                    criterion=criteria.ExitCriterion()):
   """summarize(collect_outputs(...)) for every speed, in order."""
-  return [summarize(collect_outputs(model, dataset, s, flops), s, flops)
-          for s in speeds]
+  return [summarize(collect_outputs(model, dataset, s, flops, criterion), s,
+                    flops) for s in speeds]
 
 
 def format_table(records, baseline_flops):

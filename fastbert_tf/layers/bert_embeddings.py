@@ -2,6 +2,59 @@
 
 import keras
 import keras_hub
+from keras import ops
+
+LAYER_NORM_TYPES = ("bert", "uer")
+
+
+@keras.saving.register_keras_serializable(package="fastbert_tf")
+class UerLayerNormalization(keras.layers.Layer):
+  """UER-py's LayerNorm: `gamma * (x - mean) / (std + epsilon) + beta`.
+
+  Unlike BERT's (and Keras') LayerNorm, the standard deviation is the
+  unbiased one (divides by n - 1) and epsilon is added outside the square
+  root. The FastBERT authors' checkpoints were trained with it; no choice of
+  Keras LayerNormalization epsilon reproduces it exactly. Weights are named
+  gamma/beta like Keras' so both kinds share checkpoint paths.
+
+  Args:
+    epsilon: float, UER uses 1e-6.
+  """
+
+  def __init__(self, epsilon=1e-6, **kwargs):
+    super().__init__(**kwargs)
+    self.epsilon = epsilon
+
+  def build(self, input_shape):
+    dim = (input_shape[-1],)
+    self.gamma = self.add_weight(name="gamma", shape=dim, initializer="ones")
+    self.beta = self.add_weight(name="beta", shape=dim, initializer="zeros")
+    self.built = True
+
+  def call(self, inputs):
+    """float [..., dim] -> float [..., dim], normalised over the last axis."""
+    mean = ops.mean(inputs, axis=-1, keepdims=True)
+    centered = inputs - mean
+    dim = ops.cast(ops.shape(inputs)[-1], inputs.dtype)
+    variance = ops.sum(ops.square(centered), axis=-1, keepdims=True) / (
+        dim - 1.0)
+    return self.gamma * centered / (ops.sqrt(variance) + self.epsilon) + (
+        self.beta)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(epsilon=self.epsilon)
+    return config
+
+
+def layer_normalization(layer_norm_type, epsilon, name):
+  """A LayerNorm of the given kind: "bert" (Keras') or "uer"."""
+  if layer_norm_type == "bert":
+    return keras.layers.LayerNormalization(epsilon=epsilon, name=name)
+  if layer_norm_type == "uer":
+    return UerLayerNormalization(epsilon=epsilon, name=name)
+  raise ValueError(f"layer_norm_type {layer_norm_type!r}, expected one of "
+                   f"{LAYER_NORM_TYPES}")
 
 
 @keras.saving.register_keras_serializable(package="fastbert_tf")
@@ -20,11 +73,13 @@ class BertEmbeddings(keras.layers.Layer):
     dropout: float, dropout rate after the LayerNorm.
     layer_norm_epsilon: float. BERT checkpoints use 1e-12; Keras' default of
       1e-3 would silently change every activation, so it is explicit here.
+    layer_norm_type: "bert" (Keras' LayerNormalization) or "uer"
+      (UerLayerNormalization, for the FastBERT authors' checkpoints).
   """
 
   def __init__(self, vocabulary_size, hidden_dim, max_sequence_length,
                num_segments=2, dropout=0.1, layer_norm_epsilon=1e-12,
-               **kwargs):
+               layer_norm_type="bert", **kwargs):
     super().__init__(**kwargs)
     self.vocabulary_size = vocabulary_size
     self.hidden_dim = hidden_dim
@@ -32,6 +87,7 @@ class BertEmbeddings(keras.layers.Layer):
     self.num_segments = num_segments
     self.dropout = dropout
     self.layer_norm_epsilon = layer_norm_epsilon
+    self.layer_norm_type = layer_norm_type
     init = keras.initializers.TruncatedNormal(stddev=0.02)
     self.token_embedding = keras.layers.Embedding(
         vocabulary_size, hidden_dim, embeddings_initializer=init,
@@ -41,8 +97,8 @@ class BertEmbeddings(keras.layers.Layer):
     self.segment_embedding = keras.layers.Embedding(
         num_segments, hidden_dim, embeddings_initializer=init,
         name="segment_embedding")
-    self.layer_norm = keras.layers.LayerNormalization(
-        epsilon=layer_norm_epsilon, name="embeddings_layer_norm")
+    self.layer_norm = layer_normalization(
+        layer_norm_type, layer_norm_epsilon, name="embeddings_layer_norm")
     self.dropout_layer = keras.layers.Dropout(dropout,
                                               name="embeddings_dropout")
 
@@ -77,5 +133,6 @@ class BertEmbeddings(keras.layers.Layer):
         vocabulary_size=self.vocabulary_size, hidden_dim=self.hidden_dim,
         max_sequence_length=self.max_sequence_length,
         num_segments=self.num_segments, dropout=self.dropout,
-        layer_norm_epsilon=self.layer_norm_epsilon)
+        layer_norm_epsilon=self.layer_norm_epsilon,
+        layer_norm_type=self.layer_norm_type)
     return config

@@ -5,6 +5,7 @@ import keras_hub
 from keras import ops
 
 from fastbert_tf.layers.bert_embeddings import BertEmbeddings
+from fastbert_tf.layers.bert_embeddings import UerLayerNormalization
 
 
 @keras.saving.register_keras_serializable(package="fastbert_tf")
@@ -25,12 +26,15 @@ class BertBackbone(keras.layers.Layer):
     layer_norm_epsilon: float, 1e-12 for BERT checkpoints.
     activation: str, FFN activation ("gelu" = exact erf GELU;
       "gelu_approximate" = tanh form used by keras-hub's BertBackbone).
+    layer_norm_type: "bert" (Keras LayerNormalization, Google/HF/keras-hub
+      checkpoints) or "uer" (UerLayerNormalization everywhere, for the
+      FastBERT authors' UER checkpoints).
   """
 
   def __init__(self, vocabulary_size, num_layers, num_heads, hidden_dim,
                intermediate_dim, max_sequence_length=512, num_segments=2,
                dropout=0.1, layer_norm_epsilon=1e-12, activation="gelu",
-               **kwargs):
+               layer_norm_type="bert", **kwargs):
     super().__init__(**kwargs)
     if hidden_dim % num_heads:
       raise ValueError(f"hidden_dim {hidden_dim} is not divisible by "
@@ -45,12 +49,16 @@ class BertBackbone(keras.layers.Layer):
     self.dropout = dropout
     self.layer_norm_epsilon = layer_norm_epsilon
     self.activation = activation
+    self.layer_norm_type = layer_norm_type
     self.embeddings = BertEmbeddings(
         vocabulary_size, hidden_dim, max_sequence_length,
         num_segments=num_segments, dropout=dropout,
-        layer_norm_epsilon=layer_norm_epsilon, name="embeddings")
+        layer_norm_epsilon=layer_norm_epsilon,
+        layer_norm_type=layer_norm_type, name="embeddings")
+    encoder = (UerTransformerEncoder if layer_norm_type == "uer" else
+               keras_hub.layers.TransformerEncoder)
     self.transformer_layers = [
-        keras_hub.layers.TransformerEncoder(
+        encoder(
             intermediate_dim=intermediate_dim, num_heads=num_heads,
             dropout=dropout, activation=_activation(activation),
             layer_norm_epsilon=layer_norm_epsilon,
@@ -99,8 +107,36 @@ class BertBackbone(keras.layers.Layer):
         max_sequence_length=self.max_sequence_length,
         num_segments=self.num_segments, dropout=self.dropout,
         layer_norm_epsilon=self.layer_norm_epsilon,
-        activation=self.activation)
+        activation=self.activation, layer_norm_type=self.layer_norm_type)
     return config
+
+
+@keras.saving.register_keras_serializable(package="fastbert_tf")
+class UerTransformerEncoder(keras_hub.layers.TransformerEncoder):
+  """keras-hub's TransformerEncoder with UER's LayerNorm in both places.
+
+  keras-hub creates its two LayerNorms inside `build()`; swapping each one as
+  it is assigned keeps the rest of keras-hub's build and call untouched, and
+  keeps the weight paths (`self_attention_layer_norm/gamma`...) unchanged.
+  """
+
+  _LAYER_NORMS = ("_self_attention_layer_norm", "_feedforward_layer_norm")
+
+  def __setattr__(self, name, value):
+    if (name in self._LAYER_NORMS and
+        isinstance(value, keras.layers.LayerNormalization)):
+      value = UerLayerNormalization(epsilon=value.epsilon, name=value.name,
+                                    dtype=value.dtype_policy)
+    super().__setattr__(name, value)
+
+  def build(self, inputs_shape):
+    super().build(inputs_shape)
+    # Fail loudly if a keras-hub upgrade renamed the attributes: a silent
+    # fallback to BERT's LayerNorm would approximate UER's.
+    for name in self._LAYER_NORMS:
+      if not isinstance(getattr(self, name, None), UerLayerNormalization):
+        raise RuntimeError(f"keras-hub's TransformerEncoder no longer sets "
+                           f"{name}; UER LayerNorm cannot be installed")
 
 
 def _activation(name):

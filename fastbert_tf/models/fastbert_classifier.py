@@ -28,14 +28,16 @@ class FastBertClassifier(keras.Model):
               the frozen backbone and teacher run outside the gradient tape.
     joint:    cross-entropy of every classifier, everything trains (the
               paper's "without self-distillation" ablation).
-  Constructor kwargs are the architecture and round-trip via get_config.
+  Constructor kwargs are the architecture and round-trip via get_config
+  (`layer_norm_type="uer"` reproduces the FastBERT authors' UER LayerNorm).
   """
 
   def __init__(self, vocabulary_size, num_layers, num_heads, hidden_dim,
                intermediate_dim, num_classes=2, max_sequence_length=512,
                num_segments=2, dropout=0.1, layer_norm_epsilon=1e-12,
                activation="gelu", classifier_hidden_dim=128,
-               classifier_num_heads=2, pooling="first", **kwargs):
+               classifier_num_heads=2, pooling="first", layer_norm_type="bert",
+               **kwargs):
     super().__init__(**kwargs)
     if num_layers < 1:
       raise ValueError(f"num_layers must be >= 1, got {num_layers}")
@@ -45,7 +47,8 @@ class FastBertClassifier(keras.Model):
         vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim,
         max_sequence_length=max_sequence_length, num_segments=num_segments,
         dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
-        activation=activation, name="backbone")
+        activation=activation, layer_norm_type=layer_norm_type,
+        name="backbone")
     head = dict(num_classes=num_classes, hidden_dim=classifier_hidden_dim,
                 num_heads=classifier_num_heads, pooling=pooling,
                 dropout=dropout)
@@ -59,7 +62,8 @@ class FastBertClassifier(keras.Model):
         max_sequence_length=max_sequence_length, num_segments=num_segments,
         dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
         activation=activation, classifier_hidden_dim=classifier_hidden_dim,
-        classifier_num_heads=classifier_num_heads, pooling=pooling)
+        classifier_num_heads=classifier_num_heads, pooling=pooling,
+        layer_norm_type=layer_norm_type)
     self._phase = "finetune"
     self._distill = dict(direction="teacher_student", reduction="sum",
                          teacher_dropout=False)

@@ -11,6 +11,7 @@ from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from fastbert_tf.inference import criteria
 from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.serving import export_module
 
@@ -30,7 +31,7 @@ def next_version(export_base):
 
 
 def export_saved_model(model, encoder, export_base, version=None,
-                       speed=0.5):
+                       speed=0.5, criterion=criteria.ExitCriterion()):
   """Exports a servable SavedModel and returns its final directory.
 
   The SavedModel is written to a hidden temporary directory next to the
@@ -44,6 +45,7 @@ def export_saved_model(model, encoder, export_base, version=None,
     export_base: str, the model base path TF Serving watches.
     version: int or None (= next free version).
     speed: float, the speed used in the warmup requests.
+    criterion: criteria.ExitCriterion compiled into the signatures.
 
   Returns:
     str, `<export_base>/<version>`.
@@ -55,7 +57,8 @@ def export_saved_model(model, encoder, export_base, version=None,
                           "pass another --version")
   table = flops_lib.flops_table(model.get_config(), encoder.max_seq_length)
   module = export_module.ServingModule(model, encoder, table,
-                                       text_pair=encoder.text_pair)
+                                       text_pair=encoder.text_pair,
+                                       criterion=criterion)
   tmp = os.path.join(export_base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
   tf.io.gfile.makedirs(export_base)
   try:

@@ -16,6 +16,7 @@ TF Serving uses (TF_NOTES trap 2). Weights are stored once.
 
 import tensorflow as tf
 
+from fastbert_tf.inference import criteria
 from fastbert_tf.inference import early_exit
 
 SIGNATURE_TEXT = "predict_text"
@@ -32,9 +33,12 @@ class ServingModule(tf.Module):
     encoder: the fastbert_tf.data.tokenizer.TextEncoder it was trained with.
     flops: FlopsTable (per-sample `flops` output).
     text_pair: bool, whether the text signature takes `text_b` too.
+    criterion: criteria.ExitCriterion baked into the graph (speed stays the
+      threshold it is compared with).
   """
 
-  def __init__(self, model, encoder, flops, text_pair=False):
+  def __init__(self, model, encoder, flops, text_pair=False,
+               criterion=criteria.ExitCriterion()):
     super().__init__(name="fastbert_serving")
     # Plain tf.Variables, so the SavedModel has no Keras objects in it.
     self.model_variables = [v.value for v in model.variables]
@@ -54,7 +58,7 @@ class ServingModule(tf.Module):
             tf.identity(t) for t in (token_ids, segment_ids, padding_mask,
                                      speed))
       return early_exit.early_exit(model, token_ids, segment_ids,
-                                   padding_mask, speed, flops)
+                                   padding_mask, speed, flops, criterion)
 
     speed = tf.TensorSpec([], tf.float32, name="speed")
     self.predict_ids = tf.function(

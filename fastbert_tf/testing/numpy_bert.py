@@ -76,6 +76,21 @@ UER_NAMES = _names(
      "feed_forward.linear_2.bias", "layer_norm_2.gamma", "layer_norm_2.beta"))
 
 
+KERAS_HUB_NAMES = _names(
+    ("token_embedding/embeddings", "position_embedding/embeddings",
+     "segment_embedding/embeddings", "embeddings_layer_norm/gamma",
+     "embeddings_layer_norm/beta"),
+    "transformer_layer_{i}/",
+    tuple(f"self_attention_layer/{n}/{leaf}" for n in (
+        "query", "key", "value", "attention_output") for leaf in (
+            "kernel", "bias")) +
+    ("self_attention_layer_norm/gamma", "self_attention_layer_norm/beta",
+     "feedforward_intermediate_dense/kernel",
+     "feedforward_intermediate_dense/bias", "feedforward_output_dense/kernel",
+     "feedforward_output_dense/bias", "feedforward_layer_norm/gamma",
+     "feedforward_layer_norm/beta"))
+
+
 def num_layers_of(params):
   return len([k for k in params if re.fullmatch(r"layer_\d+/query/kernel", k)])
 
@@ -113,32 +128,14 @@ def from_names(tensors, names, num_layers, transpose_kernels, prefix=""):
 
 def from_keras_hub(weights, num_layers):
   """keras-hub BertBackbone {weight path: array} -> canonical params."""
-  params = {"word": weights["token_embedding/embeddings"],
-            "position": weights["position_embedding/embeddings"],
-            "segment": weights["segment_embedding/embeddings"],
-            "embeddings_ln/gamma": weights["embeddings_layer_norm/gamma"],
-            "embeddings_ln/beta": weights["embeddings_layer_norm/beta"]}
-  parts = {"query": "self_attention_layer/query",
-           "key": "self_attention_layer/key",
-           "value": "self_attention_layer/value",
-           "attention_output": "self_attention_layer/attention_output",
-           "attention_ln": "self_attention_layer_norm",
-           "intermediate": "feedforward_intermediate_dense",
-           "output": "feedforward_output_dense",
-           "output_ln": "feedforward_layer_norm"}
-  for i in range(num_layers):
-    for ours, theirs in parts.items():
-      for leaf in ("kernel", "bias", "gamma", "beta"):
-        path = f"transformer_layer_{i}/{theirs}/{leaf}"
-        if path in weights:
-          params[f"layer_{i}/{ours}/{leaf}"] = weights[path]
-    # Per-head kernels [H, heads, hd] / [heads, hd, H] back to [H, H].
-    for name in ("query", "key", "value", "attention_output"):
-      kernel = params[f"layer_{i}/{name}/kernel"]
-      hidden = params["word"].shape[1]
-      params[f"layer_{i}/{name}/kernel"] = np.reshape(kernel, (hidden, -1))
-      params[f"layer_{i}/{name}/bias"] = np.reshape(
-          params[f"layer_{i}/{name}/bias"], (-1,))
+  params = from_names(weights, KERAS_HUB_NAMES, num_layers, False)
+  hidden = params["word"].shape[1]
+  for key, value in params.items():
+    # Per-head kernels [H, heads, hd] / [heads, hd, H] and biases
+    # [heads, hd] back to [H, H] and [H].
+    if re.search(r"/(query|key|value|attention_output)/", key):
+      params[key] = np.reshape(value, (hidden, -1) if key.endswith(
+          "kernel") else (-1,))
   return params
 
 
@@ -197,9 +194,11 @@ def forward(params, token_ids, segment_ids, padding_mask, num_heads,
     list of float64 [batch, seq, hidden], one per transformer layer.
   """
   p = {k: np.asarray(v, np.float64) for k, v in params.items()}
-  norm = lambda x, name: layer_norm(  # pylint: disable=g-long-lambda
-      x, p[name + "/gamma"], p[name + "/beta"], layer_norm_epsilon,
-      layer_norm_type)
+
+  def norm(x, name):
+    return layer_norm(x, p[name + "/gamma"], p[name + "/beta"],
+                      layer_norm_epsilon, layer_norm_type)
+
   seq = np.shape(token_ids)[1]
   x = (p["word"][token_ids] + p["position"][None, :seq] +
        p["segment"][segment_ids])
@@ -207,11 +206,12 @@ def forward(params, token_ids, segment_ids, padding_mask, num_heads,
   keep = np.asarray(padding_mask, bool)[:, None, None, :]
   outputs = []
   for i in range(num_layers_of(params)):
-    dense = lambda y, name: _dense(y, p, f"layer_{i}/{name}")  # pylint: disable=cell-var-from-loop
-    attention = _attention(x, dense, keep, num_heads)
-    x = norm(x + dense(attention, "attention_output"), f"layer_{i}/attention_ln")
-    hidden = ACTIVATIONS[activation](dense(x, "intermediate"))
-    x = norm(x + dense(hidden, "output"), f"layer_{i}/output_ln")
+    layer = f"layer_{i}/"
+    attention = _attention(x, p, layer, keep, num_heads)
+    x = norm(x + _dense(attention, p, layer + "attention_output"),
+             layer + "attention_ln")
+    hidden = ACTIVATIONS[activation](_dense(x, p, layer + "intermediate"))
+    x = norm(x + _dense(hidden, p, layer + "output"), layer + "output_ln")
     outputs.append(x)
   return outputs
 
@@ -222,10 +222,10 @@ def _dense(x, p, name):
   return y.reshape(x.shape[:-1] + (-1,))
 
 
-def _attention(x, dense, keep, num_heads):
+def _attention(x, p, layer, keep, num_heads):
   batch, seq, hidden = x.shape
-  heads = lambda y: y.reshape(batch, seq, num_heads, -1).transpose(0, 2, 1, 3)  # pylint: disable=unnecessary-lambda-assignment
-  q, k, v = (heads(dense(x, n)) for n in ("query", "key", "value"))
+  q, k, v = (_dense(x, p, layer + n).reshape(batch, seq, num_heads, -1)
+             .transpose(0, 2, 1, 3) for n in ("query", "key", "value"))
   scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(hidden // num_heads)
   scores = np.where(keep, scores, -np.inf)
   probs = np.exp(scores - scores.max(-1, keepdims=True))
@@ -305,7 +305,8 @@ def huggingface_parity(path, texts, max_seq_length=128):
   inputs = {k: v.numpy() for k, v in encoder(tf.constant(texts)).items()}
   ours = [h.numpy() for h in backbone(inputs)]
   tensors = load_file(os.path.join(path, "model.safetensors"))
-  prefix = "bert." if "bert.embeddings.word_embeddings.weight" in tensors else ""
+  prefix = ("bert." if "bert.embeddings.word_embeddings.weight" in tensors
+            else "")
   params = from_names(tensors, HF_NAMES, arch["num_layers"], True, prefix)
   reference = forward(params, inputs["token_ids"], inputs["segment_ids"],
                       inputs["padding_mask"], arch["num_heads"],

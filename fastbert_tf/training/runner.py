@@ -16,6 +16,7 @@ from fastbert_tf.data import pipeline
 from fastbert_tf.data import sources
 from fastbert_tf.data import vocab as vocab_lib
 from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.inference import criteria
 from fastbert_tf.inference import evaluate
 from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.models import presets
@@ -58,6 +59,9 @@ class TrainConfig:
   distill_data: str = ""
   speeds: tuple = (0.0, 0.1, 0.5, 0.8)
   seed: int = 0
+  export_base: str = ""
+  exit_criterion: str = "entropy"
+  top_k: int = 2
 
 
 def load_splits(cfg):
@@ -82,23 +86,38 @@ def _head(data, n):
       labels=None if data.labels is None else data.labels[:n])
 
 
-def build_encoder(cfg, train):
-  """The TextEncoder: from --vocab, or a vocabulary learned from train."""
-  path = cfg.vocab
+def checkpoint_info(cfg):
+  """The --init_checkpoint's CheckpointInfo, or None."""
+  if not cfg.init_checkpoint:
+    return None
+  from fastbert_tf import checkpoints  # pylint: disable=g-import-not-at-top
+  return checkpoints.read_info(cfg.init_checkpoint)
+
+
+def build_encoder(cfg, train, info=None):
+  """The TextEncoder: from --vocab, the checkpoint's vocab, or a vocabulary
+  learned from the training text."""
+  path = cfg.vocab or (info.vocab_path if info else "")
+  lowercase = info.lowercase if info and not cfg.vocab else cfg.lowercase
   if not path:
     path = os.path.join(cfg.model_dir, saving.VOCAB_FILE)
     logging.info("Learning a %d-token vocabulary from %d training texts.",
                  cfg.vocab_size, len(train))
     texts = list(train.texts_a) + list(train.texts_b or ())
     vocab_lib.learn_vocab(texts, cfg.vocab_size, path, cfg.lowercase)
-  return TextEncoder(path, cfg.max_seq_length, lowercase=cfg.lowercase,
+  return TextEncoder(path, cfg.max_seq_length, lowercase=lowercase,
                      text_pair=train.is_pair)
 
 
-def build_model(cfg, encoder, num_classes):
-  """A FastBertClassifier from the preset / config json and the vocab."""
-  arch = (presets.load_config_json(cfg.config_json) if cfg.config_json
-          else presets.get_preset(cfg.preset))
+def build_model(cfg, encoder, num_classes, info=None):
+  """A FastBertClassifier from the checkpoint's architecture (with the
+  paper's 128-wide classifiers), or else the config json / preset."""
+  if info:
+    arch = dict(info.architecture)
+  elif cfg.config_json:
+    arch = presets.load_config_json(cfg.config_json)
+  else:
+    arch = presets.get_preset(cfg.preset)
   arch.update(vocabulary_size=encoder.vocabulary_size, num_classes=num_classes,
               pooling=cfg.pooling)
   if arch.get("max_sequence_length", 512) < cfg.max_seq_length:
@@ -107,18 +126,12 @@ def build_model(cfg, encoder, num_classes):
         f"max_sequence_length={arch['max_sequence_length']}")
   model = FastBertClassifier(**arch)
   model.build()
-  if cfg.init_checkpoint:
-    init, _ = saving.load_model(cfg.init_checkpoint)
-    _copy_backbone(init, model)
+  if info:
+    from fastbert_tf import checkpoints  # pylint: disable=g-import-not-at-top
+    report = checkpoints.restore_backbone(model.backbone, cfg.init_checkpoint)
+    logging.info("Initialised the backbone from %s (%s): %s",
+                 cfg.init_checkpoint, info.format, report.summary())
   return model
-
-
-def _copy_backbone(source, target):
-  for src, dst in zip(source.backbone.weights, target.backbone.weights):
-    if src.shape != dst.shape:
-      raise ValueError(f"--init_checkpoint: {src.path} has shape {src.shape}, "
-                       f"the model expects {dst.shape} for {dst.path}")
-    dst.assign(src)
 
 
 def run_phase(model, phase, train_ds, dev_ds, epochs, learning_rate,
@@ -157,8 +170,9 @@ def run_training(cfg):
   if cfg.phase == "distill":
     model, encoder = saving.load_model(cfg.model_dir)
   else:
-    encoder = build_encoder(cfg, splits["train"])
-    model = build_model(cfg, encoder, num_classes)
+    info = checkpoint_info(cfg)
+    encoder = build_encoder(cfg, splits["train"], info)
+    model = build_model(cfg, encoder, num_classes, info)
   make = lambda d, **kw: pipeline.make_dataset(d, encoder, **kw)
   train_ds = make(splits["train"], batch_size=cfg.batch_size, shuffle=True,
                   seed=cfg.seed)
@@ -183,6 +197,12 @@ def run_training(cfg):
     saving.save_model(model, encoder, cfg.model_dir)
   results = evaluate_and_write(model, encoder, splits["test"], cfg,
                                histories, time.time() - start)
+  if cfg.export_base:
+    from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
+    results["export_path"] = export.export_saved_model(
+        model, encoder, cfg.export_base,
+        criterion=criteria.ExitCriterion(cfg.exit_criterion, top_k=cfg.top_k))
+    print(f"Exported {results['export_path']}", flush=True)
   return results
 
 
@@ -190,12 +210,15 @@ def evaluate_and_write(model, encoder, test, cfg, histories, train_seconds):
   """Evaluates the test split at every speed; writes results.json."""
   table = flops_lib.flops_table(model.get_config(), cfg.max_seq_length)
   test_ds = pipeline.make_dataset(test, encoder, batch_size=cfg.eval_batch_size)
-  records = evaluate.evaluate_speeds(model, test_ds, cfg.speeds, table)
+  criterion = criteria.ExitCriterion(cfg.exit_criterion, top_k=cfg.top_k)
+  records = evaluate.evaluate_speeds(model, test_ds, cfg.speeds, table,
+                                     criterion)
   print(evaluate.format_table(records, table.baseline), flush=True)
   results = dict(speeds=records, baseline_flops=table.baseline,
                  flops_per_layer=table.layer,
                  flops_per_classifier=table.classifier,
                  num_layers=model.num_layers, num_classes=model.num_classes,
+                 exit_criterion=dataclasses.asdict(criterion),
                  test_source=test.source, num_test_samples=len(test),
                  train_seconds=train_seconds, history=histories)
   path = os.path.join(cfg.model_dir, RESULTS_FILE)

@@ -1,0 +1,77 @@
+"""File helpers the readers share: json configs, vocab files, config fields."""
+
+import json
+import os
+
+
+def read_json(path):
+  """Reads a json object; the error names the file."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      value = json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not valid json ({e})") from e
+  if not isinstance(value, dict):
+    raise ValueError(f"{path}: expected a json object, got "
+                     f"{type(value).__name__}")
+  return value
+
+
+_REQUIRED = object()
+
+
+def field(config, key, path, kind=int, default=_REQUIRED):
+  """config[key] as `kind`; errors name the file, the field and the value."""
+  if key not in config and default is _REQUIRED:
+    raise ValueError(f"{path}: field {key!r} is missing")
+  value = config.get(key, default)
+  if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+    raise ValueError(f"{path}: field {key!r} = {value!r}, expected an int")
+  if kind is float and not isinstance(value, (int, float)):
+    raise ValueError(f"{path}: field {key!r} = {value!r}, expected a number")
+  return kind(value)
+
+
+def optional_file(directory, *names):
+  """The first of `names` present in `directory`, else None."""
+  for name in names:
+    path = os.path.join(directory, name)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def count_vocab(path):
+  """Number of tokens in a vocab.txt (trailing blank lines ignored)."""
+  with open(path, encoding="utf-8") as f:
+    lines = f.read().split("\n")
+  while lines and not lines[-1].strip("\r"):
+    lines.pop()
+  return len(lines)
+
+
+def listing(path):
+  """Sorted file names in a directory (or the file itself), for messages."""
+  if os.path.isdir(path):
+    return sorted(os.listdir(path))
+  return [os.path.basename(path)] if os.path.exists(path) else []
+
+
+def load_torch_state_dict(path):
+  """A PyTorch state dict as {name: numpy array}, without trusting pickles.
+
+  torch is an optional extra (`pip install fastbert_tf[torch]`), imported
+  only here; `weights_only=True` refuses arbitrary pickled objects.
+  """
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(f"{path}: reading a PyTorch .bin needs torch "
+                      "(pip install 'fastbert_tf[torch]')") from e
+  state = torch.load(path, map_location="cpu", weights_only=True)
+  if not isinstance(state, dict) or not all(
+      isinstance(v, torch.Tensor) for v in state.values()):
+    raise ValueError(f"{path}: expected a state dict of tensors, got "
+                     f"{type(state).__name__}")
+  return {k: (v.float() if v.is_floating_point() else v).numpy()
+          for k, v in state.items()}

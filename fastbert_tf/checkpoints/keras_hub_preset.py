@@ -1,0 +1,105 @@
+"""keras-hub BertBackbone presets saved locally with `save_to_preset(dir)`.
+
+Loaded with keras-hub itself (`BertBackbone.from_preset(dir)`, a local
+directory, so no network) and copied weight by weight: our sublayers carry
+keras-hub's names, so the map is the identity up to our `embeddings/` level.
+"""
+
+import os
+
+from fastbert_tf.checkpoints import base
+from fastbert_tf.checkpoints import files
+
+FORMAT = "keras_hub"
+NEEDS = ("config.json (a serialized keras_hub BertBackbone), "
+         "model.weights.h5 and metadata.json; tokenizer.json + "
+         "assets/tokenizer/vocabulary.txt optional")
+
+_L = "transformer_layer_{i}/"
+MAP = {
+    "embeddings/token_embedding/embeddings":
+        ("token_embedding/embeddings", "same"),
+    "embeddings/position_embedding/embeddings":
+        ("position_embedding/embeddings", "same"),
+    "embeddings/segment_embedding/embeddings":
+        ("segment_embedding/embeddings", "same"),
+    "embeddings/embeddings_layer_norm/gamma":
+        ("embeddings_layer_norm/gamma", "same"),
+    "embeddings/embeddings_layer_norm/beta":
+        ("embeddings_layer_norm/beta", "same"),
+}
+MAP.update({
+    _L + name: (_L + name, "same") for name in (
+        "self_attention_layer/query/kernel", "self_attention_layer/query/bias",
+        "self_attention_layer/key/kernel", "self_attention_layer/key/bias",
+        "self_attention_layer/value/kernel", "self_attention_layer/value/bias",
+        "self_attention_layer/attention_output/kernel",
+        "self_attention_layer/attention_output/bias",
+        "self_attention_layer_norm/gamma", "self_attention_layer_norm/beta",
+        "feedforward_intermediate_dense/kernel",
+        "feedforward_intermediate_dense/bias",
+        "feedforward_output_dense/kernel", "feedforward_output_dense/bias",
+        "feedforward_layer_norm/gamma", "feedforward_layer_norm/beta")
+})
+
+UNUSED = ((r"pooled_dense/(kernel|bias)",
+           "pooler (FastBERT classifies hidden states)"),)
+
+_VOCAB = os.path.join("assets", "tokenizer", "vocabulary.txt")
+
+
+def matches(path):
+  if not (os.path.isdir(path) and
+          files.optional_file(path, "config.json") and
+          files.optional_file(path, "model.weights.h5") and
+          files.optional_file(path, "metadata.json")):
+    return False
+  return "class_name" in files.read_json(os.path.join(path, "config.json"))
+
+
+def read_info(path):
+  """config.json (+ tokenizer.json) -> CheckpointInfo."""
+  config_path = os.path.join(path, "config.json")
+  serialized = files.read_json(config_path)
+  if serialized.get("class_name") != "BertBackbone":
+    raise ValueError(f"{config_path}: class_name "
+                     f"{serialized.get('class_name')!r}, expected "
+                     "'BertBackbone'")
+  config = serialized.get("config", {})
+
+  def get(key):
+    return files.field(config, key, config_path)
+
+  architecture = dict(
+      vocabulary_size=get("vocabulary_size"), num_layers=get("num_layers"),
+      num_heads=get("num_heads"), hidden_dim=get("hidden_dim"),
+      intermediate_dim=get("intermediate_dim"),
+      max_sequence_length=get("max_sequence_length"),
+      num_segments=get("num_segments"),
+      # keras-hub's BertBackbone hard-codes both.
+      layer_norm_epsilon=1e-12, activation="gelu_approximate")
+  tokenizer_path = files.optional_file(path, "tokenizer.json")
+  lowercase = True
+  if tokenizer_path:
+    tokenizer = files.read_json(tokenizer_path).get("config", {})
+    # keras-hub's BertTokenizer defaults to lowercase=False.
+    lowercase = bool(tokenizer.get("lowercase", False))
+  return base.CheckpointInfo(FORMAT, architecture,
+                             files.optional_file(path, _VOCAB), lowercase)
+
+
+def load_tensors(path):
+  """-> TensorSource over the weights of the preset loaded by keras-hub."""
+  import keras_hub  # pylint: disable=g-import-not-at-top
+  model = keras_hub.models.BertBackbone.from_preset(path)
+  prefix = model.name + "/"
+  arrays = {}
+  for w in model.weights:
+    name = w.path[len(prefix):] if w.path.startswith(prefix) else w.path
+    arrays[name] = w.numpy()
+  return base.TensorSource.from_arrays(arrays)
+
+
+def table(source):
+  del source  # One naming variant only.
+  return MAP, UNUSED, {}
