@@ -87,6 +87,14 @@ class TensorSource:
     return cls({k: tuple(np.shape(v)) for k, v in arrays.items()},
                lambda name: np.asarray(arrays[name]))
 
+  @classmethod
+  def from_keras_model(cls, model):
+    """Every weight of a Keras model, named by its path below the model."""
+    prefix = model.name + "/"
+    return cls.from_arrays(
+        {w.path[len(prefix):] if w.path.startswith(prefix) else w.path:
+         w.numpy() for w in model.weights})
+
 
 def expected_source_shape(layout, target_shape):
   """The source shape a layout maps onto `target_shape` (tuple of int)."""

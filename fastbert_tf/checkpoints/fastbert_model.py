@@ -58,12 +58,7 @@ def load_tensors(path):
   """-> TensorSource over every weight of the saved model."""
   from fastbert_tf.models import saving  # pylint: disable=g-import-not-at-top
   model, _ = saving.load_model(path)
-  prefix = model.name + "/"
-  arrays = {}
-  for w in model.weights:
-    name = w.path[len(prefix):] if w.path.startswith(prefix) else w.path
-    arrays[name] = w.numpy()
-  return base.TensorSource.from_arrays(arrays)
+  return base.TensorSource.from_keras_model(model)
 
 
 def table(source):

@@ -75,3 +75,34 @@ def load_torch_state_dict(path):
                      f"{type(state).__name__}")
   return {k: (v.float() if v.is_floating_point() else v).numpy()
           for k, v in state.items()}
+
+
+def bert_config_architecture(config, config_path, activations,
+                             default_segments, layer_norm_epsilon):
+  """BertBackbone kwargs from a BERT config dict (Google's bert_config.json
+  and Hugging Face's config.json share these field names).
+
+  Args:
+    config: dict, the parsed json.
+    config_path: str, for error messages.
+    activations: {hidden_act value: our activation name}.
+    default_segments: int, type_vocab_size when the file omits it.
+    layer_norm_epsilon: float, used as is (Google's code hard-codes 1e-12;
+      Hugging Face files may say `layer_norm_eps`).
+  """
+  act = config.get("hidden_act", "gelu")
+  if act not in activations:
+    raise ValueError(f"{config_path}: hidden_act {act!r}, expected one of "
+                     f"{sorted(activations)}")
+  return dict(
+      vocabulary_size=field(config, "vocab_size", config_path),
+      num_layers=field(config, "num_hidden_layers", config_path),
+      num_heads=field(config, "num_attention_heads", config_path),
+      hidden_dim=field(config, "hidden_size", config_path),
+      intermediate_dim=field(config, "intermediate_size", config_path),
+      max_sequence_length=field(config, "max_position_embeddings",
+                                config_path, default=512),
+      num_segments=field(config, "type_vocab_size", config_path,
+                         default=default_segments),
+      layer_norm_epsilon=layer_norm_epsilon,
+      activation=activations[act])

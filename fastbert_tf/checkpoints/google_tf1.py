@@ -88,23 +88,10 @@ def read_info(path):
   casing: lowercase defaults to True)."""
   config_path = os.path.join(path, "bert_config.json")
   config = files.read_json(config_path)
-  act = config.get("hidden_act", "gelu")
-  if act not in _ACTIVATIONS:
-    raise ValueError(f"{config_path}: hidden_act {act!r}, expected one of "
-                     f"{sorted(_ACTIVATIONS)}")
-  architecture = dict(
-      vocabulary_size=files.field(config, "vocab_size", config_path),
-      num_layers=files.field(config, "num_hidden_layers", config_path),
-      num_heads=files.field(config, "num_attention_heads", config_path),
-      hidden_dim=files.field(config, "hidden_size", config_path),
-      intermediate_dim=files.field(config, "intermediate_size", config_path),
-      max_sequence_length=files.field(config, "max_position_embeddings",
-                                      config_path, default=512),
-      num_segments=files.field(config, "type_vocab_size", config_path,
-                               default=16),
-      # modeling.py hard-codes LayerNorm epsilon 1e-12.
-      layer_norm_epsilon=1e-12,
-      activation=_ACTIVATIONS[act])
+  # modeling.py hard-codes LayerNorm epsilon 1e-12.
+  architecture = files.bert_config_architecture(
+      config, config_path, _ACTIVATIONS, default_segments=16,
+      layer_norm_epsilon=1e-12)
   return base.CheckpointInfo(FORMAT, architecture,
                              files.optional_file(path, "vocab.txt"), True)
 

@@ -97,24 +97,11 @@ def read_info(path):
     raise ValueError(f"{config_path}: position_embedding_type "
                      f"{config['position_embedding_type']!r}; only "
                      "'absolute' is supported")
-  act = config.get("hidden_act", "gelu")
-  if act not in _ACTIVATIONS:
-    raise ValueError(f"{config_path}: hidden_act {act!r}, expected one of "
-                     f"{sorted(_ACTIVATIONS)}")
   # Missing optional fields take BertConfig's defaults, as transformers does.
-  architecture = dict(
-      vocabulary_size=files.field(config, "vocab_size", config_path),
-      num_layers=files.field(config, "num_hidden_layers", config_path),
-      num_heads=files.field(config, "num_attention_heads", config_path),
-      hidden_dim=files.field(config, "hidden_size", config_path),
-      intermediate_dim=files.field(config, "intermediate_size", config_path),
-      max_sequence_length=files.field(config, "max_position_embeddings",
-                                      config_path, default=512),
-      num_segments=files.field(config, "type_vocab_size", config_path,
-                               default=2),
+  architecture = files.bert_config_architecture(
+      config, config_path, _ACTIVATIONS, default_segments=2,
       layer_norm_epsilon=files.field(config, "layer_norm_eps", config_path,
-                                     float, default=1e-12),
-      activation=_ACTIVATIONS[act])
+                                     float, default=1e-12))
   tokenizer_path = files.optional_file(path, "tokenizer_config.json")
   lowercase = True
   if tokenizer_path:

@@ -92,12 +92,7 @@ def load_tensors(path):
   """-> TensorSource over the weights of the preset loaded by keras-hub."""
   import keras_hub  # pylint: disable=g-import-not-at-top
   model = keras_hub.models.BertBackbone.from_preset(path)
-  prefix = model.name + "/"
-  arrays = {}
-  for w in model.weights:
-    name = w.path[len(prefix):] if w.path.startswith(prefix) else w.path
-    arrays[name] = w.numpy()
-  return base.TensorSource.from_arrays(arrays)
+  return base.TensorSource.from_keras_model(model)
 
 
 def table(source):

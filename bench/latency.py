@@ -1,0 +1,150 @@
+"""Wall-clock throughput of early exit vs the plain model, FLOPs beside it.
+
+  python bench/latency.py --model_dir=runs/quickstart --data=quickstart \
+      --name=quickstart --output=bench/results/latency.json
+
+For each batch size and speed, on a real test split, samples/s of
+  (a) the exported SavedModel's `predict_ids` signature (the early-exit loop),
+  (b) the same weights as a plain full forward (backbone + teacher, no loop),
+  (c) the TFLite model run by LiteRT,
+and the realized speedup (b)/(a) next to the FLOPs speedup. Contenders are
+timed in alternating rounds in one process and the median round is kept, so
+machine noise hits all of them alike.
+"""
+
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf
+import tensorflow_text  # pylint: disable=unused-import
+from absl import app
+from absl import flags
+
+from bench import common
+from fastbert_tf.data import pipeline
+from fastbert_tf.data import sources
+from fastbert_tf.inference import flops as flops_lib
+from fastbert_tf.models import saving
+from fastbert_tf.serving import export
+from fastbert_tf.serving import export_module
+from fastbert_tf.serving import tflite
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Trained model directory.")
+flags.DEFINE_string("data", "quickstart", "Source of the test split.")
+flags.DEFINE_string("name", None, "Name of the model in the records.")
+flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes.")
+flags.DEFINE_list("speeds", ["0", "0.1", "0.5", "0.8"], "Speeds.")
+flags.DEFINE_integer("max_samples", 256, "Test samples used per batch size.")
+flags.DEFINE_integer("rounds", 3, "Alternating timing rounds.")
+flags.DEFINE_boolean("litert", True, "Also time the TFLite model.")
+flags.DEFINE_string("output", "bench/results/latency.json",
+                    "Records are appended to this json list.")
+flags.mark_flags_as_required(["model_dir"])
+
+
+def _batches(batch_size, encoder):
+  test = sources.load_split(FLAGS.data, "test")
+  n = min(FLAGS.max_samples, len(test))
+  data = sources.TextDataset(test.texts_a[:n],
+                             None if test.texts_b is None else test.texts_b[:n],
+                             test.labels[:n], test.source)
+  ds = pipeline.make_dataset(data, encoder, batch_size)
+  return [({k: v.numpy() for k, v in f.items()}, l.numpy()) for f, l in ds]
+
+
+def _timed(fn, batches):
+  """Seconds to run fn over every batch once (after one warm-up batch)."""
+  fn(batches[0][0])
+  start = time.perf_counter()
+  for features, _ in batches:
+    fn(features)
+  return time.perf_counter() - start
+
+
+def _contenders(model, saved_model_dir, speeds, use_litert):
+  """{(name, speed): fn(features) -> dict or tensor}."""
+  signature = tf.saved_model.load(saved_model_dir).signatures["predict_ids"]
+
+  @tf.function(input_signature=[{k: tf.TensorSpec([None, None], tf.int32)
+                                 for k in export_module.ID_INPUTS}])
+  def plain(features):
+    hidden = model.backbone(features, training=False)[-1]
+    return tf.nn.softmax(model.teacher(hidden, features["padding_mask"]))
+
+  fns = {("plain_forward", None): plain}
+  runner = (tflite.LiteRTRunner(tflite.convert(saved_model_dir),
+                                num_threads=os.cpu_count())
+            if use_litert else None)
+  for s in speeds:
+    fns[("saved_model", s)] = (
+        lambda f, s=s: signature(speed=tf.constant(s), **f))
+    if runner:
+      fns[("litert", s)] = lambda f, s=s: runner(speed=s, **f)
+  return fns
+
+
+def _measure(model, saved_model_dir, batch_size, encoder, speeds):
+  batches = _batches(batch_size, encoder)
+  n = sum(len(l) for _, l in batches)
+  fns = _contenders(model, saved_model_dir, speeds, FLAGS.litert)
+  seconds = {key: [] for key in fns}
+  for _ in range(FLAGS.rounds):
+    for key, fn in fns.items():
+      seconds[key].append(_timed(fn, batches))
+  median = {key: float(np.median(v)) for key, v in seconds.items()}
+  records = []
+  for s in speeds:
+    outs = [fns[("saved_model", s)](f) for f, _ in batches]
+    mean_flops = float(np.mean(np.concatenate([o["flops"] for o in outs])))
+    accuracy = float(np.mean(np.concatenate(
+        [o["label"].numpy() == l for o, (_, l) in zip(outs, batches)])))
+    baseline = flops_lib.flops_table(
+        model.get_config(), encoder.max_seq_length).baseline
+    record = dict(
+        benchmark="latency", model=FLAGS.name, batch_size=batch_size, speed=s,
+        num_samples=n, accuracy=accuracy, mean_flops=mean_flops,
+        flops_speedup=baseline / mean_flops,
+        plain_samples_per_second=n / median[("plain_forward", None)],
+        saved_model_samples_per_second=n / median[("saved_model", s)],
+        realized_speedup=median[("plain_forward", None)] /
+        median[("saved_model", s)])
+    if FLAGS.litert:
+      record["litert_samples_per_second"] = n / median[("litert", s)]
+      record["litert_realized_speedup"] = (
+          median[("plain_forward", None)] / median[("litert", s)])
+    record["realized_over_flops"] = (record["realized_speedup"] /
+                                     record["flops_speedup"])
+    records.append(common.record(**record))
+  return records
+
+
+def main(argv):
+  del argv
+  model, encoder = saving.load_model(FLAGS.model_dir)
+  speeds = [float(s) for s in FLAGS.speeds]
+  with tempfile.TemporaryDirectory() as tmp:
+    saved_model_dir = export.export_saved_model(model, encoder, tmp)
+    records = []
+    for batch_size in (int(b) for b in FLAGS.batch_sizes):
+      records += _measure(model, saved_model_dir, batch_size, encoder, speeds)
+  previous = common.read_records(FLAGS.output)
+  previous = [r for r in previous if r.get("model") != FLAGS.name]
+  common.write_records(FLAGS.output, previous + records)
+  for r in records:
+    litert = (f" litert {r['litert_samples_per_second']:8.1f}/s"
+              if "litert_samples_per_second" in r else "")
+    print(f"{r['model']} batch {r['batch_size']:>2} speed {r['speed']:.1f}: "
+          f"plain {r['plain_samples_per_second']:8.1f}/s "
+          f"loop {r['saved_model_samples_per_second']:8.1f}/s{litert} "
+          f"realized {r['realized_speedup']:.2f}x "
+          f"FLOPs {r['flops_speedup']:.2f}x acc {100 * r['accuracy']:.2f}")
+
+
+if __name__ == "__main__":
+  app.run(main)
