@@ -1,0 +1,215 @@
+"""A gRPC client for a FastBERT export behind TF Serving (or the local
+stand-in, fastbert_tf.serving.server).
+
+  python -m fastbert_tf.serving.client --server=127.0.0.1:8500 \
+      --model_name=fastbert --speed=0.5 "some text" "another text"
+
+prints one line per input: label, probabilities, exit layer, uncertainty.
+A failure (server unreachable, deadline, bad request) is one line on stderr
+and exit status 1.
+
+Python API:
+
+  with FastBertClient("127.0.0.1:8500", "fastbert", timeout=10.0) as client:
+    out = client.predict(["some text"], speed=0.5)
+    out["label"], out["probabilities"], out["exit_layer"]  # numpy arrays
+"""
+
+import os
+import sys
+
+if __name__ == "__main__":
+  # The CLI's stderr is for its own error line, not TF's start-up notices.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import grpc  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+from tensorflow.core.framework import tensor_pb2  # pylint: disable=g-import-not-at-top
+from tensorflow_serving.apis import get_model_metadata_pb2  # pylint: disable=g-import-not-at-top
+from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
+from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
+
+from fastbert_tf.serving import grpc_utils  # pylint: disable=g-import-not-at-top
+
+ServingError = grpc_utils.ServingError
+DEFAULT_SIGNATURE = "serving_default"
+SIGNATURE_IDS = "predict_ids"
+
+
+class FastBertClient:
+  """Calls TF Serving's PredictionService for one model.
+
+  Args:
+    server: str, "HOST:PORT".
+    model_name: str, the served model's name.
+    timeout: float, seconds per call (gRPC deadline).
+    max_message_bytes: int, largest request / response this client sends
+      or accepts.
+
+  Every method raises ServingError (code + one-line message) on failure.
+  """
+
+  def __init__(self, server, model_name="default", timeout=10.0,
+               max_message_bytes=64 << 20):
+    self.server = server
+    self.model_name = model_name
+    self.timeout = float(timeout)
+    self._channel = grpc.insecure_channel(server, options=[
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes)])
+    self._stub = prediction_service_pb2_grpc.PredictionServiceStub(
+        self._channel)
+
+  def predict(self, texts, speed=0.5, signature=DEFAULT_SIGNATURE,
+              text_b=None, version=None):
+    """Classifies raw texts.
+
+    Args:
+      texts: list of str (or bytes, sent as is), the batch; a lone str is a
+        batch of one.
+      speed: float in [0, 1]; higher exits earlier.
+      signature: str, a text signature (serving_default / predict_text).
+      text_b: list of str, second segments for pair models (same length).
+      version: int or None (= whatever the server serves).
+
+    Returns:
+      dict of np.ndarray: `probabilities` float32 [batch, C], `label`,
+      `exit_layer` int32 [batch], `uncertainty`, `flops` float32 [batch].
+    """
+    inputs = {"text": _batch(texts)}
+    if text_b is not None:
+      inputs["text_b"] = _batch(text_b)
+    return self._predict(inputs, speed, signature, version)
+
+  def predict_ids(self, token_ids, segment_ids, padding_mask, speed=0.5,
+                  version=None):
+    """Classifies tokenized inputs (int [batch, seq] each) with
+    `predict_ids`; returns the same dict as predict()."""
+    inputs = {"token_ids": token_ids, "segment_ids": segment_ids,
+              "padding_mask": padding_mask}
+    inputs = {k: np.asarray(v, dtype=np.int32) for k, v in inputs.items()}
+    return self._predict(inputs, speed, SIGNATURE_IDS, version)
+
+  def predict_response(self, inputs, signature=DEFAULT_SIGNATURE,
+                       version=None):
+    """The raw call: inputs {str: TensorProto or array} -> PredictResponse
+    (with its model_spec). Arrays are sent with their own dtype."""
+    request = predict_pb2.PredictRequest()
+    self._fill_spec(request.model_spec, version)
+    request.model_spec.signature_name = signature
+    for key, value in inputs.items():
+      if not isinstance(value, tensor_pb2.TensorProto):
+        value = (grpc_utils.to_tensor_proto(value, tf.string)
+                 if _is_text(value) else tf.make_tensor_proto(value))
+      request.inputs[key].CopyFrom(value)
+    return self._call(self._stub.Predict, request)
+
+  def metadata(self, version=None):
+    """{signature name: SignatureDef} the server reports."""
+    request = get_model_metadata_pb2.GetModelMetadataRequest(
+        metadata_field=["signature_def"])
+    self._fill_spec(request.model_spec, version)
+    response = self._call(self._stub.GetModelMetadata, request)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signatures)
+    return dict(signatures.signature_def)
+
+  def close(self):
+    self._channel.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc_info):
+    self.close()
+
+  def _predict(self, inputs, speed, signature, version):
+    inputs = dict(inputs, speed=tf.make_tensor_proto(speed, tf.float32))
+    response = self.predict_response(inputs, signature, version)
+    return grpc_utils.from_tensor_protos(response.outputs)
+
+  def _fill_spec(self, spec, version):
+    spec.name = self.model_name
+    if version is not None:
+      spec.version.value = int(version)
+
+  def _call(self, method, request):
+    try:
+      return method(request, timeout=self.timeout)
+    except grpc.RpcError as e:
+      raise _error(e, self.server, self.timeout) from None
+
+
+def _batch(texts):
+  return np.array([texts] if isinstance(texts, (str, bytes)) else
+                  list(texts), dtype=object)
+
+
+def _is_text(value):
+  array = np.asarray(value)
+  return array.dtype == object or array.dtype.kind in "US"
+
+
+def _error(rpc_error, server, timeout):
+  """grpc.RpcError -> ServingError with a message a person can act on."""
+  code, details = rpc_error.code(), rpc_error.details()
+  if code == grpc.StatusCode.UNAVAILABLE:
+    message = f"server not reachable at {server} ({details})"
+  elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+    message = f"no answer from {server} within {timeout:g} s"
+  else:
+    message = details
+  return ServingError(code, message)
+
+
+def format_result(outputs, index, text, digits=4):
+  """One output line: label, probabilities, exit layer, uncertainty, text."""
+  probs = ", ".join(f"{p:.{digits}f}" for p in outputs["probabilities"][index])
+  shown = text if len(text) <= 60 else text[:57] + "..."
+  return (f"label={outputs['label'][index]} probabilities=[{probs}] "
+          f"exit_layer={outputs['exit_layer'][index]} "
+          f"uncertainty={outputs['uncertainty'][index]:.{digits}f} "
+          f"text={shown!r}")
+
+
+def define_flags():
+  """The CLI's absl flags (only the entry point defines them)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("server", "127.0.0.1:8500", "HOST:PORT of the server.")
+  flags.DEFINE_string("model_name", "default", "Served model name.")
+  flags.DEFINE_float("speed", 0.5, "Early-exit speed in [0, 1].")
+  flags.DEFINE_string("signature", DEFAULT_SIGNATURE,
+                      "Text signature: serving_default or predict_text.")
+  flags.DEFINE_multi_string("text_b", None,
+                            "Second segment per text, for pair models "
+                            "(repeat once per text, in order).")
+  flags.DEFINE_float("timeout", 10.0, "Seconds before giving up.")
+  flags.DEFINE_integer("version", None, "Model version (default: served).")
+
+
+def main(argv):
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flag, texts = flags.FLAGS, argv[1:]
+  if not texts:
+    raise app.UsageError("give at least one text to classify")
+  if flag.text_b is not None and len(flag.text_b) != len(texts):
+    raise app.UsageError(f"--text_b given {len(flag.text_b)} times for "
+                         f"{len(texts)} texts")
+  try:
+    with FastBertClient(flag.server, flag.model_name, flag.timeout) as client:
+      outputs = client.predict(texts, flag.speed, flag.signature,
+                               flag.text_b, flag.version)
+  except ServingError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  for i, text in enumerate(texts):
+    print(format_result(outputs, i, text))
+  return 0
+
+
+if __name__ == "__main__":
+  from absl import app as absl_app  # pylint: disable=g-import-not-at-top
+  define_flags()
+  absl_app.run(main)
