@@ -116,3 +116,39 @@ def defined_flag_names():
 def flags_to_flagfile(flag_values, names):
   """The given flags as flagfile text (`--name=value` per line)."""
   return "".join(flag_values[name].serialize() + "\n" for name in names)
+
+
+def define_sweep_flags():
+  """Flags of `python -m fastbert_tf.sweep` (besides define_exit_flags())."""
+  _define("string", "model_dir", None,
+          "A saved fastbert_tf model directory (required).")
+  _define("string", "data", "quickstart",
+          "Where examples come from: a directory with {split}.tsv, "
+          "`tfds:NAME`, or `quickstart` (as in fastbert_tf.train).")
+  _define("string", "split", "test", "Split whose numbers are reported.")
+  _define("string", "dev_split", "dev",
+          "Split on which --target_* choose the speed.")
+  _define("string", "speeds", "0:1:0.05",
+          "start:stop:step (stop included when on the grid) or a comma list, "
+          "each in [0, 1].")
+  _define("string", "output_dir", None,
+          "Where sweep.csv, sweep.json and the PNGs go (required).")
+  _define("integer", "batch_size", 64, "Inference batch size.")
+  _define("integer", "max_samples", 0,
+          "Use only the first N examples of each split (0 = all).")
+  _define("boolean", "skip_bad_rows", False,
+          "Skip malformed TSV rows (reporting each) instead of stopping.")
+  _define("float", "target_accuracy_drop", None,
+          "Choose the largest speed whose dev accuracy is at most this many "
+          "points below the speed-0 dev accuracy; report its test numbers.")
+  _define("float", "target_speedup", None,
+          "Choose the smallest speed whose dev speedup is at least this; "
+          "report its test numbers.")
+  _define("string", "paper_dataset", "",
+          "Overlay the paper's Table 2 row for this dataset (e.g. 'Book "
+          "review', 'Ag.News'; see fastbert_tf/reporting/paper_results.py).")
+  _define("string", "histogram_speeds", "0.1,0.5,0.8",
+          "Speeds drawn in exit_histogram.png (comma list).")
+  _define("list", "uncertainty_layers", [],
+          "1-based layers drawn in accuracy_by_uncertainty.png; empty = the "
+          "first, middle and last.")

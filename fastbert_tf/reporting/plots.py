@@ -1,0 +1,300 @@
+"""Figures of a threshold sweep (the paper's Figs. 3-5), as PNG files.
+
+Every function takes plain sweep data (the records and lists written to
+sweep.json, so figures can be redrawn from that file) and returns a
+matplotlib Figure. Figures are made without pyplot and drawn on an Agg
+canvas of their own: no display is needed and the process-wide backend (a
+notebook's, say) is left alone.
+"""
+
+import os
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+import numpy as np
+
+OURS = dict(color="tab:blue", marker="o", markersize=4, linewidth=1.8)
+# Black crosses on a dashed line: distinct from ours in colour, marker and
+# dash, so the overlay reads in greyscale too.
+PAPER = dict(color="black", marker="x", markersize=9, markeredgewidth=2,
+             linestyle="--", linewidth=1.2)
+FILES = {
+    "accuracy_vs_speed": "accuracy_vs_speed.png",
+    "speedup_vs_speed": "speedup_vs_speed.png",
+    "accuracy_vs_speedup": "accuracy_vs_speedup.png",
+    "exit_histogram": "exit_histogram.png",
+    "accuracy_by_uncertainty": "accuracy_by_uncertainty.png",
+    "classifier_accuracy": "classifier_accuracy.png",
+}
+
+
+def _figure(title, nrows=1, **kwargs):
+  fig = Figure(figsize=(7.0, 4.8), dpi=130, layout="constrained")
+  FigureCanvasAgg(fig)
+  axes = fig.subplots(nrows, 1, **kwargs)
+  for ax in np.atleast_1d(axes):
+    ax.grid(True, alpha=0.3)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  return fig, axes
+
+
+def _min_accuracy_span(ax, span=4.0):
+  """Widens a zoomed accuracy axis to at least `span` points, so that a
+  0.2-point wobble does not look like a cliff."""
+  lo, hi = ax.get_ylim()
+  if hi - lo < span:
+    mid = (lo + hi) / 2
+    ax.set_ylim(mid - span / 2, mid + span / 2)
+
+
+def paper_label(paper):
+  return f"paper (BERT-base), {paper.dataset}"
+
+
+def _pct(records):
+  return [100 * r["accuracy"] for r in records]
+
+
+def _column(records, key):
+  return [r[key] for r in records]
+
+
+def _paper_baseline(ax, paper):
+  ax.axhline(paper.bert_accuracy, color="dimgray", linestyle=":",
+             linewidth=1.2, label=f"paper: BERT-base full model, "
+             f"{paper.bert_accuracy:.2f}%")
+
+
+def plot_accuracy_vs_speed(records, paper=None, title=""):
+  """Accuracy (%) against speed; the paper's points when `paper` is given.
+
+  Args:
+    records: list of sweep records (speed, accuracy in [0, 1], ...).
+    paper: paper_results.PaperResult or None.
+    title: str, figure title.
+
+  Returns:
+    matplotlib.figure.Figure.
+  """
+  fig, ax = _figure(title)
+  ax.plot(_column(records, "speed"), _pct(records), label="this model", **OURS)
+  if paper:
+    ax.plot([p.speed for p in paper.points], [p.accuracy for p in paper.points],
+            label=paper_label(paper), **PAPER)
+    _paper_baseline(ax, paper)
+  ax.set_xlabel("speed (exit threshold)")
+  ax.set_ylabel("accuracy (%)")
+  ax.set_xlim(-0.02, 1.02)
+  _min_accuracy_span(ax)
+  ax.legend(loc="best", fontsize=9)
+  return fig
+
+
+def plot_speedup_vs_speed(records, paper=None, max_speedup=None, title=""):
+  """FLOPs speedup against speed.
+
+  Args:
+    records: list of sweep records.
+    paper: paper_results.PaperResult or None.
+    max_speedup: float or None; this model's ceiling (every sample leaving
+      after layer 1), drawn as a dotted line.
+    title: str.
+
+  Returns:
+    matplotlib.figure.Figure.
+  """
+  fig, ax = _figure(title)
+  ax.plot(_column(records, "speed"), _column(records, "speedup"),
+          label="this model", **OURS)
+  ax.axhline(1.0, color="dimgray", linestyle="-", linewidth=0.8,
+             label="full model (1x); below it the students cost more "
+             "than they save")
+  if max_speedup:
+    ax.axhline(max_speedup, color="tab:blue", linestyle=":", linewidth=1.2,
+               label=f"this model's ceiling (all exit at layer 1), "
+               f"{max_speedup:.2f}x")
+  if paper:
+    ax.plot([p.speed for p in paper.points], [p.speedup for p in paper.points],
+            label=paper_label(paper), **PAPER)
+  ax.set_xlabel("speed (exit threshold)")
+  ax.set_ylabel("speedup (full-model FLOPs / mean FLOPs)")
+  ax.set_xlim(-0.02, 1.02)
+  ax.set_ylim(bottom=0)
+  ax.legend(loc="upper left", fontsize=9)
+  return fig
+
+
+def plot_accuracy_vs_speedup(records, paper=None, annotate=(0.1, 0.5, 0.8),
+                             title=""):
+  """Accuracy (%) against speedup, the trade-off curve (paper Fig. 3).
+
+  Args:
+    records: list of sweep records.
+    paper: paper_results.PaperResult or None.
+    annotate: speeds whose points are labelled with their speed.
+    title: str.
+
+  Returns:
+    matplotlib.figure.Figure.
+  """
+  fig, ax = _figure(title)
+  ax.plot(_column(records, "speedup"), _pct(records), label="this model",
+          **OURS)
+  for r in records:
+    if any(abs(r["speed"] - s) < 1e-9 for s in annotate):
+      ax.annotate(f"{r['speed']:g}", (r["speedup"], 100 * r["accuracy"]),
+                  textcoords="offset points", xytext=(4, 6), fontsize=8,
+                  color="tab:blue")
+  if paper:
+    xs = [1.0] + [p.speedup for p in paper.points]
+    ys = [paper.bert_accuracy] + [p.accuracy for p in paper.points]
+    ax.plot(xs, ys, label=paper_label(paper) + " (1x = BERT)", **PAPER)
+    for text, x, y in [("BERT", 1.0, paper.bert_accuracy)] + [
+        (f"{p.speed:g}", p.speedup, p.accuracy) for p in paper.points]:
+      ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, -12),
+                  fontsize=8)
+  ax.set_xlabel("speedup (full-model FLOPs / mean FLOPs)")
+  ax.set_ylabel("accuracy (%)")
+  ax.set_xlim(left=min(0.9, min(_column(records, "speedup")) - 0.1))
+  _min_accuracy_span(ax)
+  ax.legend(loc="best", fontsize=9, title="numbers at points: speed",
+            title_fontsize=8)
+  return fig
+
+
+def plot_exit_histogram(records, title=""):
+  """Share of samples leaving after each layer, one bar group per speed
+  (paper Fig. 5).
+
+  Args:
+    records: sweep records with exit_histogram (counts per layer).
+    title: str.
+
+  Returns:
+    matplotlib.figure.Figure.
+  """
+  fig, ax = _figure(title)
+  num_layers = len(records[0]["exit_histogram"])
+  layers = np.arange(1, num_layers + 1)
+  width = 0.8 / len(records)
+  for i, r in enumerate(records):
+    counts = np.asarray(r["exit_histogram"], np.float64)
+    offset = (i - (len(records) - 1) / 2) * width
+    ax.bar(layers + offset, 100 * counts / counts.sum(), width,
+           label=f"speed {r['speed']:g} (mean exit layer "
+           f"{r['mean_exit_layer']:.2f}, {r['speedup']:.2f}x)")
+  ax.set_xticks(layers)
+  ax.set_xlabel("exit layer (1 = first student, "
+                f"{num_layers} = teacher)")
+  ax.set_ylabel("samples (%)")
+  ax.set_axisbelow(True)
+  ax.grid(False, axis="x")
+  # Headroom for the legend above the tallest bar.
+  top = min(100.0, ax.get_ylim()[1])
+  ax.set_ylim(0, top * 1.3)
+  ax.set_yticks(np.arange(0, top + 1e-9, 20 if top > 50 else 10))
+  ax.legend(loc="upper center", fontsize=9)
+  return fig
+
+
+def plot_accuracy_by_uncertainty(bins, criterion="entropy", title=""):
+  """Accuracy of a few classifiers per uncertainty bin (paper Fig. 4), with
+  the share of samples per bin below.
+
+  Args:
+    bins: list of dicts from sweep.accuracy_by_uncertainty (layer,
+      bin_edges, counts, accuracy with None for empty bins).
+    criterion: str, the criterion's name, for the axis label.
+    title: str.
+
+  Returns:
+    matplotlib.figure.Figure with two axes (accuracy, sample share).
+  """
+  fig, (top, bottom) = _figure(title, nrows=2, sharex=True,
+                               gridspec_kw=dict(height_ratios=(2, 1)))
+  last = max(b["layer"] for b in bins)
+  width = 0.8 * np.diff(bins[0]["bin_edges"])[0] / len(bins)
+  for i, b in enumerate(bins):
+    edges = np.asarray(b["bin_edges"])
+    centers = (edges[:-1] + edges[1:]) / 2
+    # Empty bins are left out, and the line joins the bins either side:
+    # with discrete scores (patience) most bins are empty.
+    kept = [(c, 100 * a) for c, a in zip(centers, b["accuracy"])
+            if a is not None]
+    label = f"layer {b['layer']}" + (" (teacher)" if b["layer"] == last else "")
+    line, = top.plot(*zip(*kept), marker="o", markersize=4, label=label)
+    counts = np.asarray(b["counts"], np.float64)
+    offset = (i - (len(bins) - 1) / 2) * width
+    bottom.bar(centers + offset, 100 * counts / counts.sum(), width,
+               color=line.get_color())
+  bottom.set_axisbelow(True)
+  top.set_ylabel("accuracy in bin (%)")
+  top.legend(loc="best", fontsize=9)
+  bottom.set_ylabel("samples (%)")
+  bottom.set_xlabel(f"uncertainty ({criterion} score, 10 equal bins)")
+  bottom.set_xlim(0, 1)
+  return fig
+
+
+def plot_classifier_accuracy(accuracies, title=""):
+  """Accuracy of every classifier alone (each sample answered by it).
+
+  Args:
+    accuracies: list of L floats in [0, 1], layer 1 first.
+    title: str.
+
+  Returns:
+    matplotlib.figure.Figure.
+  """
+  fig, ax = _figure(title)
+  pct = 100 * np.asarray(accuracies)
+  layers = np.arange(1, len(pct) + 1)
+  colors = ["tab:blue"] * (len(pct) - 1) + ["tab:orange"]
+  bars = ax.bar(layers, pct, 0.6, color=colors)
+  ax.set_axisbelow(True)
+  ax.grid(False, axis="x")
+  ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
+  ax.set_xticks(layers, [str(k) for k in layers[:-1]] +
+                [f"{layers[-1]}\n(teacher)"])
+  ax.set_xlabel("classifier after layer")
+  ax.set_ylabel("accuracy (%)")
+  # Zoomed so that differences of a point are visible; bar labels give the
+  # exact values.
+  ax.set_ylim(max(0.0, pct.min() - 10), min(100.0, pct.max() + 5) + 1)
+  return fig
+
+
+def save_all(results, output_dir, paper=None):
+  """Draws every figure of a sweep and writes them as PNGs.
+
+  Args:
+    results: the sweep.json dict (speeds, histogram_speeds,
+      accuracy_by_uncertainty, classifier_accuracy, criterion, ...).
+    output_dir: str, existing directory.
+    paper: paper_results.PaperResult or None, overlaid on the speed plots.
+
+  Returns:
+    dict: figure name -> written path.
+  """
+  records = results["speeds"]
+  title = (f"{os.path.basename(os.path.normpath(results['model_dir']))}: "
+           f"{results['split']} split ({results['num_samples']} samples), "
+           f"criterion {results['criterion']['name']}")
+  figures = dict(
+      accuracy_vs_speed=plot_accuracy_vs_speed(records, paper, title),
+      speedup_vs_speed=plot_speedup_vs_speed(
+          records, paper, results["max_speedup"], title),
+      accuracy_vs_speedup=plot_accuracy_vs_speedup(records, paper,
+                                                   title=title),
+      exit_histogram=plot_exit_histogram(results["histogram_speeds"], title),
+      accuracy_by_uncertainty=plot_accuracy_by_uncertainty(
+          results["accuracy_by_uncertainty"], results["criterion"]["name"],
+          title),
+      classifier_accuracy=plot_classifier_accuracy(
+          results["classifier_accuracy"], title))
+  paths = {}
+  for name, fig in figures.items():
+    paths[name] = os.path.join(output_dir, FILES[name])
+    fig.savefig(paths[name])
+  return paths
