@@ -7,11 +7,14 @@ For each batch size and speed, on a real test split, samples/s of
   (a) the exported SavedModel's `predict_ids` signature (the early-exit loop),
   (b) the same weights as a plain full forward (backbone + teacher, no loop),
   (c) the TFLite model run by LiteRT,
+  (d) with --grpc, (a) through the local TF Serving-compatible gRPC server
+      (loopback), to price the round trip against the in-process call,
 and the realized speedup (b)/(a) next to the FLOPs speedup. Contenders are
 timed in alternating rounds in one process and the median round is kept, so
 machine noise hits all of them alike.
 """
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -43,6 +46,7 @@ flags.DEFINE_list("speeds", ["0", "0.1", "0.5", "0.8"], "Speeds.")
 flags.DEFINE_integer("max_samples", 256, "Test samples used per batch size.")
 flags.DEFINE_integer("rounds", 3, "Alternating timing rounds.")
 flags.DEFINE_boolean("litert", True, "Also time the TFLite model.")
+flags.DEFINE_boolean("grpc", True, "Also time the gRPC round trip.")
 flags.DEFINE_string("output", "bench/results/latency.json",
                     "Records are appended to this json list.")
 flags.mark_flags_as_required(["model_dir"])
@@ -67,7 +71,7 @@ def _timed(fn, batches):
   return time.perf_counter() - start
 
 
-def _contenders(model, saved_model_dir, speeds, use_litert):
+def _contenders(model, saved_model_dir, speeds, use_litert, client=None):
   """{(name, speed): fn(features) -> dict or tensor}."""
   signature = tf.saved_model.load(saved_model_dir).signatures["predict_ids"]
 
@@ -86,13 +90,16 @@ def _contenders(model, saved_model_dir, speeds, use_litert):
         lambda f, s=s: signature(speed=tf.constant(s), **f))
     if runner:
       fns[("litert", s)] = lambda f, s=s: runner(speed=s, **f)
+    if client:
+      fns[("grpc", s)] = lambda f, s=s: client.predict_ids(speed=s, **f)
   return fns
 
 
-def _measure(model, saved_model_dir, batch_size, encoder, speeds):
+def _measure(model, saved_model_dir, batch_size, encoder, speeds,
+             client=None):
   batches = _batches(batch_size, encoder)
   n = sum(len(l) for _, l in batches)
-  fns = _contenders(model, saved_model_dir, speeds, FLAGS.litert)
+  fns = _contenders(model, saved_model_dir, speeds, FLAGS.litert, client)
   seconds = {key: [] for key in fns}
   for _ in range(FLAGS.rounds):
     for key, fn in fns.items():
@@ -118,6 +125,10 @@ def _measure(model, saved_model_dir, batch_size, encoder, speeds):
       record["litert_samples_per_second"] = n / median[("litert", s)]
       record["litert_realized_speedup"] = (
           median[("plain_forward", None)] / median[("litert", s)])
+    if client:
+      record["grpc_samples_per_second"] = n / median[("grpc", s)]
+      record["grpc_over_in_process_time"] = (median[("grpc", s)] /
+                                             median[("saved_model", s)])
     record["realized_over_flops"] = (record["realized_speedup"] /
                                      record["flops_speedup"])
     records.append(common.record(**record))
@@ -128,17 +139,27 @@ def main(argv):
   del argv
   model, encoder = saving.load_model(FLAGS.model_dir)
   speeds = [float(s) for s in FLAGS.speeds]
-  with tempfile.TemporaryDirectory() as tmp:
+  with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
     saved_model_dir = export.export_saved_model(model, encoder, tmp)
+    client = None
+    if FLAGS.grpc:
+      from fastbert_tf.serving import client as client_lib  # pylint: disable=g-import-not-at-top
+      from fastbert_tf.serving import server as server_lib  # pylint: disable=g-import-not-at-top
+      server = stack.enter_context(server_lib.LocalServer(tmp, "bench"))
+      client = stack.enter_context(
+          client_lib.FastBertClient(server.address, "bench", timeout=60.0))
     records = []
     for batch_size in (int(b) for b in FLAGS.batch_sizes):
-      records += _measure(model, saved_model_dir, batch_size, encoder, speeds)
+      records += _measure(model, saved_model_dir, batch_size, encoder, speeds,
+                          client)
   previous = common.read_records(FLAGS.output)
   previous = [r for r in previous if r.get("model") != FLAGS.name]
   common.write_records(FLAGS.output, previous + records)
   for r in records:
     litert = (f" litert {r['litert_samples_per_second']:8.1f}/s"
               if "litert_samples_per_second" in r else "")
+    litert += (f" grpc {r['grpc_samples_per_second']:8.1f}/s"
+               if "grpc_samples_per_second" in r else "")
     print(f"{r['model']} batch {r['batch_size']:>2} speed {r['speed']:.1f}: "
           f"plain {r['plain_samples_per_second']:8.1f}/s "
           f"loop {r['saved_model_samples_per_second']:8.1f}/s{litert} "
