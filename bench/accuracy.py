@@ -34,6 +34,12 @@ flags.DEFINE_string("runs_dir", "runs", "Where models are written.")
 flags.DEFINE_boolean("reuse", False, "Reuse runs that have a results.json.")
 flags.DEFINE_list("extra_flags", [], "Passed to every training run.")
 flags.DEFINE_string("output", "bench/results/accuracy.json", "Records file.")
+flags.DEFINE_boolean("table", False, "Only print the records as a markdown "
+                     "table beside the paper's rows, and exit.")
+
+# Our config name -> the paper's Table 2 row.
+PAPER_NAMES = {"book_review": "Book review", "shopping_review": "Shopping review",
+               "weibo": "Weibo", "thucnews": "THUCNews", "ag_news": "Ag.News"}
 
 
 def _train(name, variant, extra):
@@ -76,8 +82,44 @@ def _records(name, variant, results, seconds, command):
           for r in results["speeds"]]
 
 
+def _cell(r):
+  return (f"{100 * r['accuracy']:.2f} / {r['mean_flops'] / 1e6:,.1f}M / "
+          f"{r['speedup']:.2f}x (exit {r['mean_exit_layer']:.2f})")
+
+
+def markdown_table(records):
+  """Rows shaped like PAPER.md §5 (baseline, speeds 0.1 / 0.5 / 0.8), the
+  paper's row under ours, then our full speed grid per dataset."""
+  from fastbert_tf.reporting import paper_results  # pylint: disable=g-import-not-at-top
+  lines = ["| dataset | backbone | baseline (speed 0) | speed 0.1 | speed 0.5 "
+           "| speed 0.8 |", "|---|---|---|---|---|---|"]
+  runs = sorted({(r["dataset"], r["variant"]) for r in records})
+  for dataset, variant in runs:
+    by_speed = {round(r["speed"], 2): r for r in records
+                if (r["dataset"], r["variant"]) == (dataset, variant)}
+    any_r = next(iter(by_speed.values()))
+    name = dataset + ("" if variant == "fastbert" else f" ({variant})")
+    cells = [_cell(by_speed[s]) if s in by_speed else "-"
+             for s in (0.1, 0.5, 0.8)]
+    base = by_speed.get(0.0)
+    lines.append(f"| {name} | {any_r['backbone']} | "
+                 f"{100 * base['accuracy']:.2f} | " + " | ".join(cells) + " |"
+                 if base else f"| {name} | {any_r['backbone']} | - | " +
+                 " | ".join(cells) + " |")
+    if variant == "fastbert" and dataset in PAPER_NAMES:
+      paper = paper_results.lookup(PAPER_NAMES[dataset])
+      lines.append(f"| paper: {paper.dataset} | BERT-base | "
+                   f"{paper.bert_accuracy:.2f} | " + " | ".join(
+                       f"{p.accuracy:.2f} / {p.mflops:,.0f}M / {p.speedup}x"
+                       for p in paper.points) + " |")
+  return "\n".join(lines)
+
+
 def main(argv):
   del argv
+  if FLAGS.table:
+    print(markdown_table(common.read_records(FLAGS.output)))
+    return
   jobs = [(name, "fastbert", []) for name in FLAGS.configs]
   if FLAGS.ablation:
     jobs.append((FLAGS.ablation, "joint", ["--phase=joint"]))
