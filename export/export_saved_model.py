@@ -36,7 +36,7 @@ def main(argv):
     path = export.export_saved_model(
         model, encoder, FLAGS.export_base, FLAGS.version, FLAGS.warmup_speed,
         fastbert_flags.exit_criterion_from_flags(FLAGS))
-  except (FileNotFoundError, FileExistsError) as e:
+  except (FileNotFoundError, FileExistsError, ValueError) as e:
     sys.exit(f"error: {e}")
   print(path)
 

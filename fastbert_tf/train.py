@@ -41,7 +41,10 @@ def main(argv):
     raise app.UsageError("--model_dir is required")
   cfg = config_from_flags()
   os.makedirs(cfg.model_dir, exist_ok=True)
-  with open(os.path.join(cfg.model_dir, "flags.txt"), "w") as f:
+  # A distill-only run must not overwrite the record of how the model in
+  # model_dir was built: it writes flags_distill.txt beside flags.txt.
+  name = "flags_distill.txt" if cfg.phase == "distill" else "flags.txt"
+  with open(os.path.join(cfg.model_dir, name), "w") as f:
     f.write(fastbert_flags.flags_to_flagfile(
         FLAGS, fastbert_flags.defined_flag_names()))
   from fastbert_tf.data import sources  # pylint: disable=g-import-not-at-top

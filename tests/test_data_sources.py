@@ -328,7 +328,9 @@ def tiny_tfds(tfds, tmp_path_factory):
                                            num_classes=3)}))
 
     def _split_generators(self, dl_manager):
-      return {"train": self._generate_examples([(0, "zero"), (2, "two")]),
+      # 10 rows so that the 90% / 10% train-dev carve has rows on each side.
+      train = [(0, "zero")] * 8 + [(1, "one"), (2, "two")]
+      return {"train": self._generate_examples(train),
               "test": self._generate_examples([(-1, "hidden"), (-1, "labels")])}
 
     def _generate_examples(self, rows):
@@ -345,14 +347,17 @@ def tiny_tfds(tfds, tmp_path_factory):
 
 
 def test_load_split_tfds_prepared_builder(tiny_tfds):
-  train = sources.load_split(f"tfds:{tiny_tfds}", "train")
-  assert sorted(zip(train.texts_a, train.labels.tolist())) == [
-      ("two", 2), ("zero", 0)]
+  # No validation split: dev is the last 10% of train, train the rest.
+  train, dev = (sources.load_split(f"tfds:{tiny_tfds}", s)
+                for s in ("train", "dev"))
+  rows = [(t, l) for d in (train, dev)
+          for t, l in zip(d.texts_a, d.labels.tolist())]
+  assert sorted(rows) == sorted([("zero", 0)] * 8 + [("one", 1), ("two", 2)])
+  assert (len(train), len(dev)) == (9, 1)  # disjoint, nothing lost
+  assert "train[90%:]" in dev.source
   with pytest.raises(DataError, match="out of range"):
-    sources.load_split(f"tfds:{tiny_tfds}", "train", num_classes=2)
-  with pytest.raises(DataError, match=r"no 'validation' split for our 'dev'; "
-                     r"the builder has \['test', 'train'\]"):
-    sources.load_split(f"tfds:{tiny_tfds}", "dev")
+    for split in ("train", "dev"):
+      sources.load_split(f"tfds:{tiny_tfds}", split, num_classes=2)
   test = sources.load_split(f"tfds:{tiny_tfds}", "test")  # All labels -1.
   assert test.labels is None and sorted(test.texts_a) == ["hidden", "labels"]
 

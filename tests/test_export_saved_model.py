@@ -66,6 +66,11 @@ def test_layout_is_versioned_atomic_with_warmup(exported):
   assert export.next_version(base) == 2
   with pytest.raises(FileExistsError, match="immutable"):
     export.export_saved_model(model, encoder, base, version=1)
+  # A warmup speed the graph would reject must fail before anything is
+  # written: TF Serving would refuse to load such a version.
+  with pytest.raises(ValueError, match="warmup speed"):
+    export.export_saved_model(model, encoder, base, speed=1.5)
+  assert sorted(os.listdir(base)) == ["1"]
 
 
 def _cli_show(path, signature):

@@ -59,6 +59,9 @@ def test_trains_both_phases_and_writes_everything(data_dir, tmp_path):
   assert "--preset=test_tiny" in flags_text
   rerun = _train(f"--flagfile={model_dir / 'flags.txt'}", "--phase=distill")
   assert rerun.returncode == 0, rerun.stderr[-3000:]
+  # The distill-only run keeps phase 1's record and writes its own.
+  assert (model_dir / "flags.txt").read_text() == flags_text
+  assert "--phase=distill" in (model_dir / "flags_distill.txt").read_text()
 
 
 def test_bad_row_stops_with_path_and_line(tmp_path):

@@ -58,8 +58,15 @@ def load_tfds(name, split, num_classes=None, skip_bad_rows=False):
   builder = tfds.builder(name)
   key_a, key_b = _tfds_fields(name, builder.info.features)
   tfds_split, available = _TFDS_SPLITS[split], list(builder.info.splits)
+  if available and "validation" not in available and "train" in available and (
+      split in ("train", "dev")):
+    # No validation split (e.g. ag_news_subset): hold out the last 10% of
+    # train as dev, so training still has a dev set to keep the best epoch.
+    tfds_split = "train[:90%]" if split == "train" else "train[90%:]"
+    logging.warning("tfds:%s has no validation split; using %s as %s.", name,
+                    tfds_split, split)
   # Splits are unknown before download (and under mock_data): let tfds decide.
-  if available and tfds_split not in available:
+  elif available and tfds_split not in available:
     raise DataError(f"tfds:{name}: no {tfds_split!r} split for our "
                     f"{split!r}; the builder has {sorted(available)}")
   source = f"tfds:{name}[{tfds_split}]"

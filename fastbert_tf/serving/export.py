@@ -2,7 +2,6 @@
 TF Serving warmup requests in `assets.extra/`."""
 
 import os
-import shutil
 import uuid
 
 import tensorflow as tf
@@ -50,6 +49,10 @@ def export_saved_model(model, encoder, export_base, version=None,
   Returns:
     str, `<export_base>/<version>`.
   """
+  if not 0.0 <= speed <= 1.0:  # False for NaN too
+    # The graph would reject these warmup requests and TF Serving would
+    # refuse to load the version.
+    raise ValueError(f"warmup speed must be in [0, 1], got {speed}")
   version = next_version(export_base) if version is None else int(version)
   final = os.path.join(export_base, str(version))
   if tf.io.gfile.exists(final):
@@ -67,7 +70,7 @@ def export_saved_model(model, encoder, export_base, version=None,
     tf.io.gfile.rename(tmp, final)
   finally:
     if tf.io.gfile.exists(tmp):
-      shutil.rmtree(tmp, ignore_errors=True)
+      tf.io.gfile.rmtree(tmp)
   logging.info("Exported %s", final)
   return final
 

@@ -70,6 +70,10 @@ def load_splits(cfg):
   for split in ("train", "dev", "test"):
     data = sources.load_split(cfg.data, split, cfg.num_classes or None,
                               cfg.skip_bad_rows)
+    if data.labels is None:
+      raise sources.DataError(
+          f"{data.source}: the {split} split has no labels (e.g. a GLUE test "
+          "split); training and evaluation need labelled train/dev/test")
     limit = cfg.max_train_samples if split == "train" else cfg.max_eval_samples
     if limit and limit < len(data):
       logging.info("Using the first %d of %d %s examples (--max_*_samples).",
@@ -169,6 +173,10 @@ def run_training(cfg):
   num_classes = cfg.num_classes or sources.infer_num_classes(*splits.values())
   if cfg.phase == "distill":
     model, encoder = saving.load_model(cfg.model_dir)
+    if model.num_classes != num_classes:
+      raise sources.DataError(
+          f"{cfg.model_dir} has {model.num_classes} classes, the data "
+          f"{num_classes}")
   else:
     info = checkpoint_info(cfg)
     encoder = build_encoder(cfg, splits["train"], info)
@@ -186,6 +194,10 @@ def run_training(cfg):
                                  cfg.finetune_learning_rate, steps, cfg)
     saving.save_model(model, encoder, cfg.model_dir)
   if cfg.phase in ("all", "distill"):
+    if cfg.distill_data and splits["train"].is_pair:
+      raise sources.DataError(
+          f"{cfg.distill_data}: --distill_data holds single texts, but this "
+          "is a sentence-pair task; distill on the labelled train split")
     distill_data = (sources.read_text_lines(cfg.distill_data)
                     if cfg.distill_data else splits["train"])
     distill_ds = make(distill_data, batch_size=cfg.batch_size, shuffle=True,
@@ -208,7 +220,9 @@ def run_training(cfg):
 
 def evaluate_and_write(model, encoder, test, cfg, histories, train_seconds):
   """Evaluates the test split at every speed; writes results.json."""
-  table = flops_lib.flops_table(model.get_config(), cfg.max_seq_length)
+  # The encoder's length, not the flag's: under --phase=distill the encoder
+  # (and so the padded length FLOPs are counted at) comes from model_dir.
+  table = flops_lib.flops_table(model.get_config(), encoder.max_seq_length)
   test_ds = pipeline.make_dataset(test, encoder, batch_size=cfg.eval_batch_size)
   criterion = criteria.ExitCriterion(cfg.exit_criterion, top_k=cfg.top_k)
   records = evaluate.evaluate_speeds(model, test_ds, cfg.speeds, table,
