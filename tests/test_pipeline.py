@@ -62,5 +62,12 @@ def test_unlabeled_elements_are_features_only(labels, with_labels):
   assert set(element) == {"token_ids", "segment_ids", "padding_mask"}
 
 
+def test_truncated_examples_are_counted():
+  from fastbert_tf.training import runner  # pylint: disable=g-import-not-at-top
+  encoder = TextEncoder(testing.TINY_VOCAB, 5)  # room for 3 letters
+  data = _data(7)  # 1..7 letters
+  assert runner.count_truncated(data, encoder, chunk=3) == 4
+
+
 if __name__ == "__main__":
   sys.exit(pytest.main([__file__, "-q"]))

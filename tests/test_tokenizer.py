@@ -76,6 +76,14 @@ def test_matches_keras_hub_bert_tokenizer_and_packer():
   np.testing.assert_array_equal(np.array(ours["token_ids"]), theirs[:, :width])
 
 
+def test_full_lengths_count_tokens_before_truncation():
+  encoder = TextEncoder(V, 5)
+  single = encoder.full_lengths(tf.constant(["a b c d e f", "a"])).numpy()
+  assert single.tolist() == [8, 3]  # 6 + [CLS] [SEP]; 1 + 2
+  pair = encoder.full_lengths(tf.constant(["a b"]), tf.constant(["c"])).numpy()
+  assert pair.tolist() == [6]  # 2 + 1 + [CLS] [SEP] [SEP]
+
+
 def test_empty_text_is_cls_sep():
   assert _encode([""])["token_ids"] == [[CLS, SEP]]
 

@@ -51,6 +51,8 @@ def test_trains_both_phases_and_writes_everything(data_dir, tmp_path):
   assert results["speeds"][0]["speedup"] == pytest.approx(1.0)
   assert results["speeds"][2]["mean_exit_layer"] == 1.0
   assert results["baseline_flops"] > 0
+  # letter_task texts have at most 9 letters: nothing cut at 16 tokens.
+  assert results["truncated_examples"] == {"train": 0, "dev": 0, "test": 0}
   assert "speed" in result.stdout and "speedup" in result.stdout
   assert (tmp_path / "exports" / "1" / "saved_model.pb").exists()
 

@@ -85,6 +85,20 @@ class TextEncoder(tf.Module):
       len_a, len_b = _truncate_pair(len_a, len_b, cap - 3)
     return self._pack(a, len_a, b, len_b, has_b=text_b is not None)
 
+  def full_lengths(self, text_a, text_b=None):
+    """Tokens each sample would need without truncation, specials included.
+
+    Args:
+      text_a: string [batch]; text_b: optional string [batch].
+
+    Returns:
+      int32 [batch]; a sample is truncated iff its value > max_seq_length.
+    """
+    lengths = [tf.cast(self._tokenizer.tokenize(t).merge_dims(1, -1)
+                       .row_lengths(), tf.int32)
+               for t in (text_a, text_b) if t is not None]
+    return tf.add_n(lengths) + (3 if text_b is not None else 2)
+
   def _word_pieces(self, texts, cap):
     """string [batch] -> (int32 [batch, cap] ids padded with 0, int32 [batch])."""
     ragged = self._tokenizer.tokenize(texts)

@@ -113,6 +113,32 @@ def build_encoder(cfg, train, info=None):
                      text_pair=train.is_pair)
 
 
+def count_truncated(data, encoder, chunk=2048):
+  """How many examples of `data` are longer than the encoder's
+  max_seq_length (and so are cut), so truncation is never silent."""
+  truncated = 0
+  for start in range(0, len(data), chunk):
+    a = tf.constant(data.texts_a[start:start + chunk])
+    b = (None if data.texts_b is None
+         else tf.constant(data.texts_b[start:start + chunk]))
+    lengths = encoder.full_lengths(a, b)
+    truncated += int(tf.reduce_sum(
+        tf.cast(lengths > encoder.max_seq_length, tf.int32)))
+  return truncated
+
+
+def log_truncation(splits, encoder):
+  """Logs and returns {split: examples truncated to max_seq_length}."""
+  counts = {}
+  for name, data in splits.items():
+    counts[name] = count_truncated(data, encoder)
+    logging.info("%s: %d of %d examples (%.1f%%) are longer than "
+                 "max_seq_length=%d tokens and are truncated.", name,
+                 counts[name], len(data), 100 * counts[name] / max(len(data), 1),
+                 encoder.max_seq_length)
+  return counts
+
+
 def build_model(cfg, encoder, num_classes, info=None):
   """A FastBertClassifier from the checkpoint's architecture (with the
   paper's 128-wide classifiers), or else the config json / preset."""
@@ -181,6 +207,7 @@ def run_training(cfg):
     info = checkpoint_info(cfg)
     encoder = build_encoder(cfg, splits["train"], info)
     model = build_model(cfg, encoder, num_classes, info)
+  truncated = log_truncation(splits, encoder)
   make = lambda d, **kw: pipeline.make_dataset(d, encoder, **kw)
   train_ds = make(splits["train"], batch_size=cfg.batch_size, shuffle=True,
                   seed=cfg.seed)
@@ -208,7 +235,7 @@ def run_training(cfg):
         math.ceil(len(distill_data) / cfg.batch_size), cfg)
     saving.save_model(model, encoder, cfg.model_dir)
   results = evaluate_and_write(model, encoder, splits["test"], cfg,
-                               histories, time.time() - start)
+                               histories, time.time() - start, truncated)
   if cfg.export_base:
     from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
     results["export_path"] = export.export_saved_model(
@@ -218,7 +245,8 @@ def run_training(cfg):
   return results
 
 
-def evaluate_and_write(model, encoder, test, cfg, histories, train_seconds):
+def evaluate_and_write(model, encoder, test, cfg, histories, train_seconds,
+                       truncated=None):
   """Evaluates the test split at every speed; writes results.json."""
   # The encoder's length, not the flag's: under --phase=distill the encoder
   # (and so the padded length FLOPs are counted at) comes from model_dir.
@@ -234,7 +262,9 @@ def evaluate_and_write(model, encoder, test, cfg, histories, train_seconds):
                  num_layers=model.num_layers, num_classes=model.num_classes,
                  exit_criterion=dataclasses.asdict(criterion),
                  test_source=test.source, num_test_samples=len(test),
-                 train_seconds=train_seconds, history=histories)
+                 train_seconds=train_seconds, history=histories,
+                 truncated_examples=truncated or {},
+                 max_seq_length=encoder.max_seq_length)
   path = os.path.join(cfg.model_dir, RESULTS_FILE)
   with tf.io.gfile.GFile(path, "w") as f:
     f.write(json.dumps(results, indent=2) + "\n")
