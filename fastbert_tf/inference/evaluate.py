@@ -8,7 +8,7 @@ from fastbert_tf.inference import early_exit
 
 
 def collect_outputs(model, dataset, speed, flops,
-                    criterion=criteria.ExitCriterion()):
+                    criterion=criteria.ExitCriterion(), run=None):
   """Runs the early-exit loop over a labelled dataset at one speed.
 
   Args:
@@ -17,12 +17,14 @@ def collect_outputs(model, dataset, speed, flops,
     speed: float in [0, 1].
     flops: FlopsTable.
     criterion: criteria.ExitCriterion.
+    run: optional compiled_early_exit(model, flops, criterion) to reuse;
+      speed is one of its inputs, so one trace serves every speed.
 
   Returns:
     dict of numpy arrays over all samples: the early_exit outputs plus
     `labels` int32 [n].
   """
-  run = early_exit.compiled_early_exit(model, flops, criterion)
+  run = run or early_exit.compiled_early_exit(model, flops, criterion)
   parts = {key: [] for key in early_exit.OUTPUT_KEYS + ("labels",)}
   for features, labels in dataset:
     out = run(features["token_ids"], features["segment_ids"],
@@ -47,9 +49,11 @@ def summarize(outputs, speed, flops):
 
 def evaluate_speeds(model, dataset, speeds, flops,
                     criterion=criteria.ExitCriterion()):
-  """summarize(collect_outputs(...)) for every speed, in order."""
-  return [summarize(collect_outputs(model, dataset, s, flops, criterion), s,
-                    flops) for s in speeds]
+  """summarize(collect_outputs(...)) for every speed, in order, with the
+  early-exit loop traced once."""
+  run = early_exit.compiled_early_exit(model, flops, criterion)
+  return [summarize(collect_outputs(model, dataset, s, flops, criterion, run),
+                    s, flops) for s in speeds]
 
 
 def format_table(records, baseline_flops):
