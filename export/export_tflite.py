@@ -1,10 +1,13 @@
-"""Convert an exported SavedModel's token-id signature to TFLite.
+"""Convert an exported SavedModel to TFLite.
 
   python export/export_tflite.py --saved_model=exports/quickstart/1 \
-      --output=quickstart.tflite [--quantize=dynamic]
+      --output=quickstart.tflite [--quantize=dynamic] [--variant=text]
 
-The early-exit loop stays in the model and `speed` stays an input. Run the
-result with LiteRT (ai_edge_litert), not tf.lite.Interpreter.
+--variant=ids (default) converts `predict_ids` with builtin ops only;
+--variant=text converts `predict_text`, tokenizer included (tf-text custom
+ops). The early-exit loop stays in the model and `speed` stays an input. Run
+the result with LiteRT (fastbert_tf.serving.tflite.LiteRTRunner), not
+tf.lite.Interpreter.
 """
 
 import os
@@ -20,6 +23,9 @@ flags.DEFINE_string("saved_model", None, "An exported version directory.")
 flags.DEFINE_string("output", None, "Where to write the .tflite file.")
 flags.DEFINE_enum("quantize", "none", ["none", "dynamic"],
                   "dynamic = dynamic-range quantization (int8 weights).")
+flags.DEFINE_enum("variant", "ids", ["ids", "text"],
+                  "ids = token-id inputs, builtin ops only; text = raw "
+                  "strings in, the tokenizer as tf-text custom ops.")
 flags.mark_flags_as_required(["saved_model", "output"])
 
 
@@ -31,7 +37,7 @@ def main(argv):
              "export version directory such as exports/NAME/1")
   import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import
   from fastbert_tf.serving import tflite  # pylint: disable=g-import-not-at-top
-  content = tflite.convert(FLAGS.saved_model, FLAGS.quantize)
+  content = tflite.convert(FLAGS.saved_model, FLAGS.quantize, FLAGS.variant)
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
   with open(FLAGS.output, "wb") as f:
     f.write(content)

@@ -75,6 +75,56 @@ def test_dynamic_quantization_still_exits(saved_model):
     tflite.convert(saved_model, quantize="int4")
 
 
+def _text_batch(n, seed):
+  """n random texts over the tiny vocab (letters, CJK, unknown characters,
+  the empty string), of very different lengths, some truncated at 16."""
+  rng = np.random.default_rng(seed)
+  chars = list("abcdefghijklmnopqrstuvwxyz") + ["好", "书", "差", "é", "?"]
+  texts = ["".join(rng.choice(chars, size=rng.integers(1, 6))) + " " +
+           " ".join(rng.choice(chars, size=rng.integers(0, 20)))
+           for _ in range(n - 1)]
+  return texts + [""]
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["single", "pair"])
+def text_models(request, tmp_path_factory):
+  """(saved model dir, LiteRT runner of its raw-text TFLite model)."""
+  model = testing.tiny_model(seed=5, sharpen=8.0, dropout=0.0)
+  encoder = TextEncoder(testing.TINY_VOCAB, 16, text_pair=request.param)
+  path = export.export_saved_model(
+      model, encoder, str(tmp_path_factory.mktemp("text_exports")))
+  return path, tflite.LiteRTRunner(tflite.convert(path, variant="text"))
+
+
+@pytest.mark.parametrize("speed", [0.0, 0.3, 1.0])
+def test_raw_text_litert_equals_saved_model(text_models, speed):
+  path, runner = text_models
+  inputs = dict(text=_text_batch(24, seed=2))
+  if "text_b" in runner.input_names:
+    inputs["text_b"] = _text_batch(24, seed=3)
+  want = tf.saved_model.load(path).signatures["predict_text"](
+      speed=tf.constant(speed), **{k: tf.constant(v) for k, v in inputs.items()})
+  got = runner(speed=speed, **inputs)
+  np.testing.assert_array_equal(got["exit_layer"], want["exit_layer"].numpy())
+  np.testing.assert_array_equal(got["label"], want["label"].numpy())
+  np.testing.assert_allclose(got["probabilities"],
+                             want["probabilities"].numpy(), atol=1e-5)
+  if speed == 0.3:
+    assert len(set(got["exit_layer"].tolist())) >= 2
+
+
+def test_raw_text_model_uses_only_tf_text_custom_ops(text_models):
+  _, runner = text_models
+  assert runner.variant == "text"
+  with pytest.raises(ValueError, match="takes"):
+    runner(speed=0.5, token_ids=np.zeros([1, 3], np.int32))
+
+
+def test_unknown_variant_is_refused(saved_model):
+  with pytest.raises(ValueError, match="variant"):
+    tflite.convert(saved_model, variant="audio")
+
+
 def test_cli_writes_the_file(saved_model, tmp_path):
   output = tmp_path / "model.tflite"
   result = subprocess.run(
@@ -82,6 +132,13 @@ def test_cli_writes_the_file(saved_model, tmp_path):
        f"--output={output}"], cwd=ROOT, capture_output=True, text=True)
   assert result.returncode == 0, result.stderr[-2000:]
   assert output.stat().st_size > 0 and "bytes" in result.stdout
+  text_output = tmp_path / "text.tflite"
+  result = subprocess.run(
+      [sys.executable, "export/export_tflite.py", f"--saved_model={saved_model}",
+       f"--output={text_output}", "--variant=text"], cwd=ROOT,
+      capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert tflite.LiteRTRunner(model_path=str(text_output)).variant == "text"
   bad = subprocess.run(
       [sys.executable, "export/export_tflite.py", f"--saved_model={tmp_path}",
        f"--output={output}"], cwd=ROOT, capture_output=True, text=True)

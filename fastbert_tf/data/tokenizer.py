@@ -129,7 +129,10 @@ class TextEncoder(tf.Module):
     ids = tf.where(is_sep, self.sep_id, ids)
     ids = tf.where(tf.equal(pos, 0), self.cls_id, ids)
     ids = tf.where(real, ids, self.pad_id)
-    segment = tf.cast((pos >= la + 2) & real, tf.int32) if has_b else (
+    # tf.where, not a cast of the bool: the TFLite converter folds
+    # `cast(bool) < 0` (Keras' negative-index check in the embedding) into a
+    # bool zeros_like, which TFLite has no kernel for.
+    segment = tf.where((pos >= la + 2) & real, 1, 0) if has_b else (
         tf.zeros_like(ids))
     return dict(token_ids=ids, segment_ids=segment,
                 padding_mask=tf.cast(real, tf.int32))

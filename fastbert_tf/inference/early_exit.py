@@ -46,7 +46,8 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
   hidden_dim = hidden.shape[-1]
 
   # No uncertainty is below a speed of 0, so students cannot answer: skip
-  # them and speed 0 costs exactly the plain model (layers + teacher).
+  # them and their bookkeeping, and speed 0 costs the plain model (layers +
+  # teacher) plus the loop's control flow.
   students_can_exit = speed > 0.0
 
   def run_layer(i, x, m):
@@ -57,49 +58,60 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
         classify = lambda: model.classifiers[k](y, m, training=False)
         if k == num_layers - 1:
           return y, classify()
-        # Placeholder logits: at speed 0 no score is below speed anyway.
+        # Placeholder logits, never read: at speed 0 `record` is skipped.
         skip = lambda: tf.zeros([tf.shape(y)[0], num_classes])
         return y, tf.cond(students_can_exit, classify, skip)
       return fn
     return _select(i, 0, num_layers, branch)
 
-  def body(i, x, m, active, probs, exit_layer, unc, *state):
-    x, logits = run_layer(i, x, m)
+  def record(i, logits, x, m, active, results, state):
+    """Writes the answers of the samples done at layer i+1, drops them."""
     log_probs = tf.nn.log_softmax(logits)
     u, state = criterion.step(log_probs, state, num_layers)
-    if state:
-      # Skipped students (speed 0) must not count as agreeing classifiers.
-      fresh = criterion.initial_state(tf.shape(u)[0])
-      state = tuple(tf.where(students_can_exit, s, f)
-                    for s, f in zip(state, fresh))
     done = tf.logical_or(u < speed, tf.equal(i, num_layers - 1))
-    rows = tf.expand_dims(tf.boolean_mask(active, done), -1)
-    probs = tf.tensor_scatter_nd_update(
-        probs, rows, tf.exp(tf.boolean_mask(log_probs, done)))
-    exit_layer = tf.tensor_scatter_nd_update(
-        exit_layer, rows, tf.fill(tf.shape(rows)[:1], i + 1))
-    unc = tf.tensor_scatter_nd_update(unc, rows, tf.boolean_mask(u, done))
-    keep = tf.logical_not(done)
-    return (i + 1, tf.boolean_mask(x, keep), tf.boolean_mask(m, keep),
-            tf.boolean_mask(active, keep), probs, exit_layer, unc,
-            *(tf.boolean_mask(t, keep) for t in state))
+    # One Where per side and plain gathers: ~4x fewer ops than a
+    # boolean_mask per tensor, which is what batch-1 latency pays for.
+    done_rows = tf.where(done)[:, 0]
+    keep_rows = tf.where(tf.logical_not(done))[:, 0]
+    # probabilities | uncertainty | exit layer, one row per sample, so a
+    # single scatter writes every output.
+    answer = tf.concat([tf.exp(log_probs), u[:, None],
+                        tf.fill([tf.shape(u)[0], 1], tf.cast(i + 1, tf.float32))],
+                       axis=1)
+    results = tf.tensor_scatter_nd_update(
+        results, tf.gather(active, done_rows)[:, None],
+        tf.gather(answer, done_rows))
+    keep = lambda t: tf.gather(t, keep_rows)
+    return (keep(x), keep(m), keep(active), results, tuple(map(keep, state)))
+
+  def body(i, x, m, active, results, *state):
+    x, logits = run_layer(i, x, m)
+    # At speed 0 only the teacher's answer is recorded: the students'
+    # layers pass the batch through untouched.
+    x, m, active, results, state = tf.cond(
+        tf.logical_or(students_can_exit, tf.equal(i, num_layers - 1)),
+        lambda: record(i, logits, x, m, active, results, state),
+        lambda: (x, m, active, results, state))
+    return (i + 1, x, m, active, results, *state)
 
   def cond(i, x, m, active, *unused):
     return tf.logical_and(i < num_layers, tf.size(active) > 0)
 
   loop_vars = (tf.constant(0), hidden, mask, tf.range(batch),
-               tf.zeros([batch, num_classes]), tf.zeros([batch], tf.int32),
-               tf.zeros([batch]))
+               tf.zeros([batch, num_classes + 2]))
   invariants = (tf.TensorShape([]), tf.TensorShape([None, None, hidden_dim]),
                 tf.TensorShape([None, None]), tf.TensorShape([None]),
-                tf.TensorShape([None, num_classes]), tf.TensorShape([None]),
-                tf.TensorShape([None]))
-  # Only stateful criteria (patience) carry per-sample state through the loop.
+                tf.TensorShape([None, num_classes + 2]))
+  # Only stateful criteria (patience) carry per-sample state through the loop;
+  # at speed 0 it stays fresh, so skipped students never count as agreeing.
   state = criterion.initial_state(batch) if criterion.stateful else ()
   loop_vars += tuple(state)
   invariants += tuple(tf.TensorShape([None]) for _ in state)
-  _, _, _, _, probs, exit_layer, unc, *_ = tf.while_loop(
+  _, _, _, _, results, *_ = tf.while_loop(
       cond, body, loop_vars, shape_invariants=invariants)
+  probs = results[:, :num_classes]
+  unc = results[:, num_classes]
+  exit_layer = tf.cast(results[:, num_classes + 1], tf.int32)
   flops_by_exit = tf.constant([0.0] + [float(f) for f in flops.cumulative()])
   sample_flops = tf.where(students_can_exit,
                           tf.gather(flops_by_exit, exit_layer),

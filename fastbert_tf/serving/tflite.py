@@ -1,9 +1,14 @@
-"""TFLite conversion of the token-id signature, and a LiteRT runner.
+"""TFLite conversion of an exported signature, and a LiteRT runner.
 
 The converted model keeps the early-exit tf.while_loop (TFLite WHILE), the
-per-layer tf.cond tree (IF) and the shrinking batch, with builtin ops only;
-`speed` stays an input. Run it with LiteRT (`ai_edge_litert`):
-`tf.lite.Interpreter` segfaults on this graph (TF_NOTES trap 3).
+per-layer tf.cond tree (IF) and the shrinking batch; `speed` stays an input.
+Two variants:
+  "ids": the `predict_ids` signature, builtin ops only;
+  "text": the `predict_text` signature with the tokenizer inside: builtin ops
+    plus tensorflow-text's TFLite kernels as custom ops (TEXT_CUSTOM_OPS),
+    which LiteRT's InterpreterWithCustomOps registers from tensorflow-text.
+Run either with LiteRT (`ai_edge_litert`): `tf.lite.Interpreter` segfaults on
+this graph (TF_NOTES trap 3).
 """
 
 import numpy as np
@@ -12,36 +17,72 @@ import tensorflow as tf
 from fastbert_tf.serving import export_module
 
 QUANTIZATIONS = ("none", "dynamic")
+VARIANTS = {"ids": export_module.SIGNATURE_IDS,
+            "text": export_module.SIGNATURE_TEXT}
+# The tokenizer's ops with tensorflow-text TFLite kernels (normalization,
+# word pieces, and the ragged -> dense step of TextEncoder's packing).
+TEXT_CUSTOM_OPS = frozenset({"FastBertNormalize",
+                             "FastWordpieceTokenizeWithOffsets",
+                             "RaggedTensorToTensor"})
 
 
-def convert(saved_model_dir, quantize="none"):
-  """Converts the `predict_ids` signature of an exported SavedModel.
+def convert(saved_model_dir, quantize="none", variant="ids"):
+  """Converts one signature of an exported SavedModel.
 
   Args:
     saved_model_dir: str, `<export_base>/<version>`.
     quantize: "none" (float32) or "dynamic" (int8 weights, float compute:
       dynamic-range quantization).
+    variant: "ids" (`predict_ids`, builtin ops only) or "text"
+      (`predict_text`: string [batch] `text` (and `text_b` for pair models)
+      in, the tokenizer's ops as tensorflow-text custom ops).
 
   Returns:
     bytes, the .tflite flatbuffer.
+
+  Raises:
+    ValueError: an unknown quantize or variant, or (text) a custom op that
+      tensorflow-text has no TFLite kernel for.
   """
   if quantize not in QUANTIZATIONS:
     raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got "
                      f"{quantize!r}")
+  if variant not in VARIANTS:
+    raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got "
+                     f"{variant!r}")
   converter = tf.lite.TFLiteConverter.from_saved_model(
-      saved_model_dir, signature_keys=[export_module.SIGNATURE_IDS])
+      saved_model_dir, signature_keys=[VARIANTS[variant]])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  if variant == "text":
+    converter.allow_custom_ops = True
   if quantize == "dynamic":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  return converter.convert()
+  content = converter.convert()
+  # allow_custom_ops accepts any op; only tf-text's have kernels at run time.
+  unknown = set(custom_op_names(content)) - TEXT_CUSTOM_OPS
+  if unknown:
+    raise ValueError(f"{saved_model_dir}: {VARIANTS[variant]} needs custom "
+                     f"ops no TFLite kernel provides: {sorted(unknown)}")
+  return content
+
+
+def custom_op_names(model_content):
+  """Sorted names of the custom ops in a .tflite flatbuffer."""
+  model = _read(model_content)
+  return sorted({c.customCode.decode() for c in model.operatorCodes
+                 if c.customCode})
+
+
+def _read(model_content):
+  from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=g-import-not-at-top
+  return flatbuffer_utils.read_model_from_bytearray(bytearray(model_content))
 
 
 def op_names(model_content):
   """Sorted names of the ops in every subgraph of a .tflite flatbuffer
   (the loop body and the IF branches are subgraphs of their own)."""
   from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
-  from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=g-import-not-at-top
-  model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_content))
+  model = _read(model_content)
   builtin = {v: k for k, v in vars(schema.BuiltinOperator).items()
              if not k.startswith("_")}
   names = set()
@@ -55,27 +96,57 @@ def op_names(model_content):
 
 
 class LiteRTRunner:
-  """Runs a converted model's `predict_ids` signature with LiteRT.
+  """Runs a converted model with LiteRT, whichever variant it is.
 
   Args:
     model_content: bytes of a .tflite file, or None with `model_path`.
     model_path: str path to a .tflite file.
     num_threads: int or None.
+
+  Attributes:
+    variant: "ids" or "text", from the signature the model holds.
+    input_names: the signature's inputs besides `speed`.
   """
 
   def __init__(self, model_content=None, model_path=None, num_threads=None):
     from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
-    self.interpreter = litert.Interpreter(
-        model_content=model_content, model_path=model_path,
-        num_threads=num_threads)
-    self._runner = self.interpreter.get_signature_runner(
-        export_module.SIGNATURE_IDS)
+    if model_content is None:
+      with open(model_path, "rb") as f:
+        model_content = f.read()
+    if custom_op_names(model_content):
+      # tf-text's kernels for the tokenizer (TF_NOTES trap 4).
+      from tensorflow_text.core.pybinds import tflite_registrar  # pylint: disable=g-import-not-at-top
+      self.interpreter = litert.InterpreterWithCustomOps(
+          custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS,
+          model_content=model_content, num_threads=num_threads)
+    else:
+      self.interpreter = litert.Interpreter(model_content=model_content,
+                                            num_threads=num_threads)
+    signatures = self.interpreter.get_signature_list()
+    names = [v for v, key in VARIANTS.items() if key in signatures]
+    if not names:
+      raise ValueError(f"the model has none of the signatures "
+                       f"{sorted(VARIANTS.values())}: {sorted(signatures)}")
+    self.variant = names[0]
+    self._runner = self.interpreter.get_signature_runner(VARIANTS[self.variant])
+    self.input_names = sorted(
+        set(signatures[VARIANTS[self.variant]]["inputs"]) - {"speed"})
 
-  def __call__(self, token_ids, segment_ids, padding_mask, speed):
-    """int32 [batch, seq] inputs and a float speed -> dict of numpy outputs
-    (the SavedModel's: probabilities, label, exit_layer, uncertainty, flops)."""
-    return self._runner(
-        token_ids=np.asarray(token_ids, np.int32),
-        segment_ids=np.asarray(segment_ids, np.int32),
-        padding_mask=np.asarray(padding_mask, np.int32),
-        speed=np.asarray(speed, np.float32))
+  def __call__(self, speed, **inputs):
+    """Runs the signature.
+
+    Args:
+      speed: float in [0, 1].
+      **inputs: "ids": int32 [batch, seq] token_ids, segment_ids,
+        padding_mask; "text": str/bytes [batch] text (and text_b).
+
+    Returns:
+      dict of numpy outputs, the SavedModel's: probabilities, label,
+      exit_layer, uncertainty, flops.
+    """
+    if sorted(inputs) != self.input_names:
+      raise ValueError(f"this {self.variant} model takes "
+                       f"{self.input_names} and speed, got {sorted(inputs)}")
+    dtype = np.int32 if self.variant == "ids" else object
+    feed = {k: np.asarray(v, dtype) for k, v in inputs.items()}
+    return self._runner(speed=np.asarray(speed, np.float32), **feed)
