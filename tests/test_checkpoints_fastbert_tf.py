@@ -22,6 +22,7 @@ def test_backbone_round_trips_into_a_new_task(tmp_path):
   info = checkpoints.read_info(path)
   assert info.vocab_path == os.path.join(path, "vocab.txt")
   assert info.lowercase is False
+  assert info.input_format == "bert"
   # A different number of classes: only the backbone carries over.
   new = FastBertClassifier(**info.architecture, num_classes=5)
   new.build()
@@ -33,6 +34,16 @@ def test_backbone_round_trips_into_a_new_task(tmp_path):
   inputs = testing.random_inputs(3, 8, len(testing.TINY_VOCAB), seed=22)
   for a, b in zip(model.backbone(inputs), new.backbone(inputs)):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_uer_input_format_survives_save_and_reload(tmp_path):
+  model = testing.tiny_model(seed=3)
+  encoder = TextEncoder(testing.TINY_VOCAB, 16, input_format="uer")
+  saving.save_model(model, encoder, str(tmp_path))
+  assert checkpoints.read_info(str(tmp_path)).input_format == "uer"
+  _, reloaded = saving.load_model(str(tmp_path))
+  assert reloaded.input_format == "uer"
+  assert reloaded(["a b"])["segment_ids"].numpy().tolist() == [[1, 1, 1]]
 
 
 def test_unknown_directory_lists_files_and_needs(tmp_path):

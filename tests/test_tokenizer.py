@@ -16,8 +16,10 @@ ID = {t: i for i, t in enumerate(V)}
 CLS, SEP, PAD, UNK = ID["[CLS]"], ID["[SEP]"], ID["[PAD]"], ID["[UNK]"]
 
 
-def _encode(texts_a, texts_b=None, max_len=16, lowercase=True):
-  encoder = TextEncoder(V, max_len, lowercase=lowercase)
+def _encode(texts_a, texts_b=None, max_len=16, lowercase=True,
+            input_format="bert"):
+  encoder = TextEncoder(V, max_len, lowercase=lowercase,
+                        input_format=input_format)
   out = encoder(tf.constant(texts_a),
                 None if texts_b is None else tf.constant(texts_b))
   return {k: v.numpy().tolist() for k, v in out.items()}
@@ -86,6 +88,34 @@ def test_full_lengths_count_tokens_before_truncation():
 
 def test_empty_text_is_cls_sep():
   assert _encode([""])["token_ids"] == [[CLS, SEP]]
+
+
+def test_uer_single_has_no_trailing_sep_and_segment_one():
+  out = _encode(["a b c", "d", ""], input_format="uer")
+  assert out["token_ids"] == [[CLS, ID["a"], ID["b"], ID["c"]],
+                              [CLS, ID["d"], PAD, PAD],
+                              [CLS, PAD, PAD, PAD]]
+  assert out["segment_ids"] == [[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]]
+  assert out["padding_mask"] == [[1] * 4, [1, 1, 0, 0], [1, 0, 0, 0]]
+
+
+def test_uer_pair_segments_one_two_and_padding_zero():
+  out = _encode(["a b", "a"], ["c", "c d e"], input_format="uer")
+  assert out["token_ids"] == [
+      [CLS, ID["a"], ID["b"], SEP, ID["c"], SEP, PAD],
+      [CLS, ID["a"], SEP, ID["c"], ID["d"], ID["e"], SEP]]
+  assert out["segment_ids"] == [[1, 1, 1, 1, 2, 2, 0],
+                                [1, 1, 1, 2, 2, 2, 2]]
+
+
+def test_uer_truncation_keeps_cls_and_one_more_token():
+  encoder = TextEncoder(V, 4, input_format="uer")
+  out = encoder(tf.constant(["a b c d e f"]))
+  assert out["token_ids"].numpy().tolist() == [[CLS, ID["a"], ID["b"],
+                                                ID["c"]]]
+  assert encoder.full_lengths(tf.constant(["a b c d e f"])).numpy() == [7]
+  with pytest.raises(ValueError, match="input_format"):
+    TextEncoder(V, 4, input_format="roberta")
 
 
 def test_vocab_file_needs_special_tokens(tmp_path):

@@ -7,7 +7,8 @@ checks and writes. Typical use:
   model = FastBertClassifier(**info.architecture, num_classes=2)
   model.build()
   report = checkpoints.restore_backbone(model.backbone, path)
-  encoder = TextEncoder(info.vocab_path, 128, lowercase=info.lowercase)
+  encoder = TextEncoder(info.vocab_path, 128, lowercase=info.lowercase,
+                        input_format=info.input_format)
 
 Formats (`detect_format` tells them apart by the files present):
   huggingface  config.json + model.safetensors / pytorch_model.bin

@@ -38,11 +38,14 @@ class CheckpointInfo:
       layer_norm_type for UER checkpoints).
     vocab_path: str, the checkpoint's vocab.txt, or None if it has none.
     lowercase: bool, from the checkpoint's tokenizer config, else True.
+    input_format: "bert" or "uer", how TextEncoder packs inputs for it (UER
+      checkpoints were trained on `[CLS] a` with segment ids 1/2).
   """
   format: str
   architecture: dict
   vocab_path: str | None
   lowercase: bool
+  input_format: str = "bert"
 
 
 @dataclasses.dataclass(frozen=True)

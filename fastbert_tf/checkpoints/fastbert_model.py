@@ -51,7 +51,8 @@ def read_info(path):
   tokenizer = files.read_json(os.path.join(path, "tokenizer.json"))
   return base.CheckpointInfo(FORMAT, architecture,
                              os.path.join(path, "vocab.txt"),
-                             bool(tokenizer.get("lowercase", True)))
+                             bool(tokenizer.get("lowercase", True)),
+                             tokenizer.get("input_format", "bert"))
 
 
 def load_tensors(path):

@@ -7,7 +7,8 @@ What differs from Google/HF BERT, and how each difference is carried:
   * The segment table has 3 rows: 0 = padding, 1 = first, 2 = second
     segment (num_segments=3). Token packing is the tokenizer's business:
     UER feeds `[CLS] tokens` without a trailing [SEP] for one sentence and
-    segment ids 1/2 (0 on padding).
+    segment ids 1/2 (0 on padding); read_info says input_format="uer", and
+    the TextEncoder built from it packs that way.
   * Positions are a 512-row table (UER hard-codes it); GELU is the erf form.
 Names are UER-py's of the FastBERT era (`embedding.word_embedding.weight`,
 `encoder.transformer.{i}.self_attn.linear_layers.{0,1,2}.weight`...),
@@ -95,7 +96,7 @@ def matches(path):
 
 def read_info(path):
   """The UER config json + vocab -> CheckpointInfo (lowercase: UER's BERT
-  tokenizer lower-cases)."""
+  tokenizer lower-cases; input format "uer")."""
   _, config_path, vocab_path = _find_files(path)
   config = files.read_json(config_path)
 
@@ -115,7 +116,8 @@ def read_info(path):
       hidden_dim=get("hidden_size"), intermediate_dim=get("feedforward_size"),
       max_sequence_length=512, num_segments=3, layer_norm_epsilon=1e-6,
       activation="gelu", layer_norm_type="uer")
-  return base.CheckpointInfo(FORMAT, architecture, vocab_path, True)
+  return base.CheckpointInfo(FORMAT, architecture, vocab_path, True,
+                             input_format="uer")
 
 
 def load_tensors(path):

@@ -1,9 +1,13 @@
 """In-graph BERT tokenization with tensorflow-text, packed with dense ops.
 
-`TextEncoder` turns raw strings into the model's int32 inputs:
-`[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, segment ids 0 then 1, padding
-mask 1 on real tokens, padded to the longest sample of the batch and
-truncated to `max_seq_length`.
+`TextEncoder` turns raw strings into the model's int32 inputs, padded to the
+longest sample of the batch and truncated to `max_seq_length` (pairs
+longest-first), padding mask 1 on real tokens. Two input formats:
+  "bert" (Google/HF BERT): `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`,
+    segment ids 0 then 1 (0 on padding too);
+  "uer" (UER-py, the FastBERT authors' checkpoints, PAPER.md §3): `[CLS] a`
+    with no trailing [SEP], or `[CLS] a [SEP] b [SEP]`, segment ids 1 then 2
+    and 0 on padding, for their 3-row segment table.
 
 Word pieces come from `tensorflow_text.FastBertTokenizer` (it splits CJK
 characters like BERT's basic tokenizer and has TFLite kernels). Special
@@ -16,6 +20,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+INPUT_FORMATS = ("bert", "uer")
 
 
 def read_vocab(path):
@@ -40,15 +45,21 @@ class TextEncoder(tf.Module):
       Google's Chinese BERT both use True).
     text_pair: bool, whether the model was trained on sentence pairs; saved
       with the model so exports know to ask for `text_b`.
+    input_format: "bert" or "uer" (see the module docstring); UER
+      checkpoints set "uer".
   """
 
   def __init__(self, vocab, max_seq_length, lowercase=True, text_pair=False,
-               name=None):
+               input_format="bert", name=None):
     super().__init__(name=name)
     if isinstance(vocab, str):
       vocab = read_vocab(vocab)
     if max_seq_length < 3:
       raise ValueError(f"max_seq_length must be >= 3, got {max_seq_length}")
+    if input_format not in INPUT_FORMATS:
+      raise ValueError(f"input_format must be one of {INPUT_FORMATS}, got "
+                       f"{input_format!r}")
+    self.input_format = input_format
     self.vocab = list(vocab)
     self.max_seq_length = int(max_seq_length)
     self.lowercase = bool(lowercase)
@@ -77,7 +88,7 @@ class TextEncoder(tf.Module):
     cap = self.max_seq_length
     a, len_a = self._word_pieces(text_a, cap)
     if text_b is None:
-      len_a = tf.minimum(len_a, cap - 2)
+      len_a = tf.minimum(len_a, cap - self._single_specials)
       len_b = tf.zeros_like(len_a)
       b = tf.zeros_like(a)
     else:
@@ -97,7 +108,13 @@ class TextEncoder(tf.Module):
     lengths = [tf.cast(self._tokenizer.tokenize(t).merge_dims(1, -1)
                        .row_lengths(), tf.int32)
                for t in (text_a, text_b) if t is not None]
-    return tf.add_n(lengths) + (3 if text_b is not None else 2)
+    return tf.add_n(lengths) + (3 if text_b is not None else
+                                self._single_specials)
+
+  @property
+  def _single_specials(self):
+    """[CLS] [SEP] around a single text; UER drops the [SEP]."""
+    return 1 if self.input_format == "uer" else 2
 
   def _word_pieces(self, texts, cap):
     """string [batch] -> (int32 [batch, cap] ids padded with 0, int32 [batch])."""
@@ -109,7 +126,7 @@ class TextEncoder(tf.Module):
     return dense, lengths
 
   def _pack(self, a, len_a, b, len_b, has_b):
-    total = 2 + len_a + (len_b + 1 if has_b else 0)
+    total = len_a + (len_b + 3 if has_b else self._single_specials)
     width = tf.reduce_max(tf.concat([total, [0]], axis=0))
     la, lb = len_a[:, tf.newaxis], len_b[:, tf.newaxis]
     # [batch, width] positions; gather with batch_dims needs the batch axis.
@@ -121,6 +138,8 @@ class TextEncoder(tf.Module):
                        batch_dims=1)
     in_a = (pos >= 1) & (pos <= la)
     in_b = (pos >= la + 2) & (pos < la + 2 + lb)
+    # UER's single text has no [SEP]: at la + 1 it lies past `total` and
+    # becomes padding below.
     is_sep = tf.equal(pos, la + 1)
     if has_b:
       is_sep |= tf.equal(pos, la + lb + 2)
@@ -132,8 +151,10 @@ class TextEncoder(tf.Module):
     # tf.where, not a cast of the bool: the TFLite converter folds
     # `cast(bool) < 0` (Keras' negative-index check in the embedding) into a
     # bool zeros_like, which TFLite has no kernel for.
-    segment = tf.where((pos >= la + 2) & real, 1, 0) if has_b else (
-        tf.zeros_like(ids))
+    first, second = (1, 2) if self.input_format == "uer" else (0, 1)
+    segment = tf.where(pos >= la + 2, second, first) if has_b else (
+        tf.fill(tf.shape(ids), first))
+    segment = tf.where(real, segment, 0)
     return dict(token_ids=ids, segment_ids=segment,
                 padding_mask=tf.cast(real, tf.int32))
 

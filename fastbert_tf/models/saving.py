@@ -33,7 +33,8 @@ def save_model(model, encoder, model_dir):
   _write_json(os.path.join(model_dir, CONFIG_FILE), config)
   _write_json(os.path.join(model_dir, TOKENIZER_FILE),
               dict(max_seq_length=encoder.max_seq_length,
-                   lowercase=encoder.lowercase, text_pair=encoder.text_pair))
+                   lowercase=encoder.lowercase, text_pair=encoder.text_pair,
+                   input_format=encoder.input_format))
   with tf.io.gfile.GFile(os.path.join(model_dir, VOCAB_FILE), "w") as f:
     f.write("\n".join(encoder.vocab) + "\n")
   model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))

@@ -109,8 +109,11 @@ def build_encoder(cfg, train, info=None):
                  cfg.vocab_size, len(train))
     texts = list(train.texts_a) + list(train.texts_b or ())
     vocab_lib.learn_vocab(texts, cfg.vocab_size, path, cfg.lowercase)
+  # The packing follows the checkpoint's pretraining (UER: `[CLS] a`,
+  # segments 1/2), even with another --vocab.
   return TextEncoder(path, cfg.max_seq_length, lowercase=lowercase,
-                     text_pair=train.is_pair)
+                     text_pair=train.is_pair,
+                     input_format=info.input_format if info else "bert")
 
 
 def count_truncated(data, encoder, chunk=2048):
