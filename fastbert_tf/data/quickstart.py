@@ -6,9 +6,9 @@ import importlib.resources
 from absl import logging
 import numpy as np
 
-from fastbert_tf.data.sources import DataError
+from fastbert_tf.data.rows import DataError
+from fastbert_tf.data.rows import TextDataset
 from fastbert_tf.data.sources import SPLITS
-from fastbert_tf.data.sources import TextDataset
 
 
 @functools.lru_cache(maxsize=1)

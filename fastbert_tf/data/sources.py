@@ -1,154 +1,36 @@
 """Where examples come from: TSV files, tensorflow-datasets, quickstart.
 
-The TSV reader, the shared row checks and the `load_split` dispatcher live
-here; `tfds_source` and `quickstart` hold the other two sources.
+The TSV and plain-text readers and the `load_split` dispatcher live here;
+`tfds_source` and `quickstart` hold the other two sources, `rows` the
+dataset type and the row checks all of them share.
 
 Bad input raises `DataError` (`path:line: reason`, offending value shown), or
 under `skip_bad_rows` is skipped, recorded and logged: never dropped silently.
 Pure Python + numpy; tensorflow_datasets is imported only for `tfds:` sources.
 """
 
-import dataclasses
-import functools
 import os
 import re
 
-from absl import logging
 import numpy as np
+
+# BadRow, DataError and TextDataset are also re-exported: callers know them
+# as sources.DataError etc.
+from fastbert_tf.data.rows import BadRow  # pylint: disable=unused-import
+from fastbert_tf.data.rows import check_label
+from fastbert_tf.data.rows import check_text
+from fastbert_tf.data.rows import Collector
+from fastbert_tf.data.rows import DataError
+from fastbert_tf.data.rows import decode
+from fastbert_tf.data.rows import RowError
+from fastbert_tf.data.rows import show
+from fastbert_tf.data.rows import TextDataset
 
 SPLITS = ("train", "dev", "test")
 _HEADERS = (("label", "text_a"), ("label", "text_a", "text_b"))
 # Strict on purpose: int() would also take " 3", "+3", "3_0" and non-ASCII
 # digits, which in a label column are far more likely mistakes than intent.
 _INT_RE = re.compile(r"-?[0-9]+")
-
-
-class DataError(ValueError):
-  """Bad input data; message is `path:line: what is wrong` (`path: ...`)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class BadRow:
-  """A row skipped under `skip_bad_rows`: `line` is the 1-based file line
-  (header = 1), or for tfds the 1-based example number."""
-  path: str
-  line: int
-  reason: str
-
-  def __str__(self):
-    return f"{self.path}:{self.line}: {self.reason}"
-
-
-# eq=False: the generated __eq__/__hash__ would compare/hash the labels
-# ndarray, which raises; identity semantics are what callers can rely on.
-@dataclasses.dataclass(frozen=True, eq=False)
-class TextDataset:
-  """Labelled (or unlabeled) text examples held in memory.
-
-  Attributes:
-    texts_a: tuple of n str, the first (or only) text of each example.
-    texts_b: tuple of n str for sentence-pair tasks; None for single-sentence.
-    labels: int32 [n] read-only array of class ids; None for unlabeled text.
-    source: human-readable origin, e.g. "path/train.tsv" or
-      "tfds:ag_news_subset[test]".
-    skipped: rows skipped under skip_bad_rows, in file order, for reporting.
-  """
-  texts_a: tuple[str, ...]
-  texts_b: tuple[str, ...] | None
-  labels: np.ndarray | None
-  source: str
-  skipped: tuple["BadRow", ...] = ()
-
-  def __post_init__(self):
-    # Here, so dataclasses.replace() (e.g. truncation) is normalised too.
-    set_ = functools.partial(object.__setattr__, self)
-    set_("texts_a", tuple(self.texts_a))
-    set_("skipped", tuple(self.skipped))
-    if self.texts_b is not None:
-      set_("texts_b", tuple(self.texts_b))
-    if self.labels is not None:
-      # A copy, made read-only: frozen should mean frozen, the array included.
-      set_("labels", np.array(self.labels, dtype=np.int32))
-      self.labels.setflags(write=False)
-    sizes = {len(x) for x in (self.texts_a, self.texts_b, self.labels)
-             if x is not None}
-    if len(sizes) != 1:
-      raise ValueError(f"{self.source}: texts_a, texts_b, labels differ in "
-                       f"length: {sizes}")
-
-  def __len__(self) -> int:
-    return len(self.texts_a)
-
-  @property
-  def is_pair(self) -> bool:
-    return self.texts_b is not None
-
-
-class _RowError(Exception):
-  """A bad row; the message is the reason, without the location."""
-
-
-def _show(value, limit=60):
-  """repr(value), truncated so one huge line cannot flood an error message."""
-  text = repr(value)
-  return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _check_label(label, num_classes):
-  """Returns label if 0 <= label < num_classes (or int32 max), else raises."""
-  if label < 0:
-    raise _RowError(f"label {label} is negative; labels are class ids from 0")
-  upper, why = (num_classes, "num_classes") if num_classes is not None else (
-      2**31, "int32")
-  if label >= upper:
-    raise _RowError(f"label {label} out of range: expected 0 <= label < "
-                    f"{upper} ({why})")
-  return label
-
-
-def _check_text(name, text):
-  if not text.strip():
-    raise _RowError(f"{name} is empty or whitespace-only: {_show(text)}")
-  return text
-
-
-class _Collector:
-  """Accumulates validated rows; raises on a bad one or records it."""
-
-  def __init__(self, path, pair, num_classes, skip_bad_rows):
-    self.path, self.pair = path, pair
-    self.num_classes, self.skip_bad_rows = num_classes, skip_bad_rows
-    self.texts_a, self.texts_b, self.labels, self.skipped = [], [], [], []
-
-  def add(self, line, parse):
-    """Calls parse() -> (label, text_a, text_b); a _RowError makes a bad row."""
-    try:
-      label, text_a, text_b = parse()
-    except _RowError as e:
-      self.bad(line, str(e))
-      return
-    self.labels.append(label)
-    self.texts_a.append(text_a)
-    self.texts_b.append(text_b)
-
-  def bad(self, line, reason):
-    row = BadRow(self.path, line, reason)
-    if not self.skip_bad_rows:
-      raise DataError(str(row))
-    self.skipped.append(row)
-
-  def finish(self, source, labelled=True):
-    """Builds the TextDataset; logs skipped rows; no rows -> DataError."""
-    first = "".join(f"\n  {r}" for r in self.skipped[:10])
-    if self.skipped:
-      logging.warning("%s: skipped %d bad rows (skip_bad_rows); first %d:%s",
-                      self.path, len(self.skipped),
-                      min(10, len(self.skipped)), first)
-    if not self.texts_a:
-      detail = first and f"; all {len(self.skipped)} rows were bad:{first}"
-      raise DataError(f"{self.path}: no examples{detail}")
-    return TextDataset(self.texts_a, self.texts_b if self.pair else None,
-                       self.labels if labelled else None, source, self.skipped)
 
 
 def _open_lines(path):
@@ -165,23 +47,16 @@ def _open_lines(path):
       yield number, raw[:-1] if raw.endswith(b"\r") else raw
 
 
-def _decode(raw):
-  try:
-    return raw.decode("utf-8")
-  except UnicodeDecodeError as e:
-    raise _RowError(f"invalid UTF-8 at byte {e.start}: {_show(raw)}") from None
-
-
 def _parse_tsv_row(raw, header, num_classes):
-  line = _decode(raw)
+  line = decode(raw)
   fields = line.split("\t")
   if len(fields) != len(header):
-    raise _RowError(f"wrong column count: found {len(fields)}, expected "
-                    f"{len(header)} ({', '.join(header)}): {_show(line)}")
+    raise RowError(f"wrong column count: found {len(fields)}, expected "
+                    f"{len(header)} ({', '.join(header)}): {show(line)}")
   if not _INT_RE.fullmatch(fields[0]):
-    raise _RowError(f"label is not an integer: {_show(fields[0])}")
-  label = _check_label(int(fields[0]), num_classes)
-  texts = [_check_text(name, text)
+    raise RowError(f"label is not an integer: {show(fields[0])}")
+  label = check_label(int(fields[0]), num_classes)
+  texts = [check_text(name, text)
            for name, text in zip(header[1:], fields[1:])]
   return label, texts[0], texts[1] if len(texts) > 1 else None
 
@@ -194,11 +69,11 @@ def _read_header(path, lines):
                     "'label\\ttext_a' or 'label\\ttext_a\\ttext_b'")
   try:
     # A UTF-8 byte-order mark is an editor's artefact, not a header mistake.
-    header = tuple(_decode(first[1]).removeprefix("\ufeff").split("\t"))
-  except _RowError as e:
+    header = tuple(decode(first[1]).removeprefix("\ufeff").split("\t"))
+  except RowError as e:
     raise DataError(f"{path}:1: {e}") from None
   if header not in _HEADERS:
-    raise DataError(f"{path}:1: bad header: found {_show(chr(9).join(header))},"
+    raise DataError(f"{path}:1: bad header: found {show(chr(9).join(header))},"
                     " expected 'label\\ttext_a' or 'label\\ttext_a\\ttext_b'")
   return header
 
@@ -223,7 +98,7 @@ def read_tsv(path: str, num_classes: int | None = None,
   path = os.fspath(path)
   lines = _open_lines(path)
   header = _read_header(path, lines)
-  rows = _Collector(path, len(header) == 3, num_classes, skip_bad_rows)
+  rows = Collector(path, len(header) == 3, num_classes, skip_bad_rows)
   blanks = []  # Held back: blank lines are fine only at the end of the file.
   for number, raw in lines:
     if not raw.strip():
@@ -253,16 +128,16 @@ def read_text_lines(path: str) -> TextDataset:
       mistake, or no text at all.
   """
   path = os.fspath(path)
-  rows = _Collector(path, False, None, skip_bad_rows=False)
+  rows = Collector(path, False, None, skip_bad_rows=False)
   for number, raw in _open_lines(path):
     try:
-      text = _decode(raw).strip()
-    except _RowError as e:
+      text = decode(raw).strip()
+    except RowError as e:
       raise DataError(f"{path}:{number}: {e}") from None
     # Otherwise the header and the labels would be distilled on as text.
     if number == 1 and tuple(text.split("\t")) in _HEADERS:
       raise DataError(f"{path}:1: this is a labelled TSV (header "
-                      f"{_show(text)}); expected plain text, one per line")
+                      f"{show(text)}); expected plain text, one per line")
     if text:
       rows.add(number, lambda: (None, text, None))
   return rows.finish(path, labelled=False)
@@ -290,7 +165,7 @@ def load_split(source: str, split: str, num_classes: int | None = None,
   if split not in SPLITS:
     raise DataError(f"{source}: unknown split {split!r}; expected one of "
                     f"{SPLITS}")
-  # Imported here: both modules import this one.
+  # Imported here: quickstart imports this module (SPLITS).
   if source == "quickstart":
     from fastbert_tf.data import quickstart  # pylint: disable=g-import-not-at-top
     return quickstart.quickstart_corpus(split)

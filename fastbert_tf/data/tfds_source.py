@@ -7,12 +7,12 @@ only this source needs it. Downloading needs network; tests use
 
 from absl import logging
 
-from fastbert_tf.data.sources import DataError
+from fastbert_tf.data.rows import DataError
 # Shared row checks, so tfds examples are held to the TSV rules.
-from fastbert_tf.data.sources import _check_label
-from fastbert_tf.data.sources import _check_text
-from fastbert_tf.data.sources import _Collector
-from fastbert_tf.data.sources import _decode
+from fastbert_tf.data.rows import check_label
+from fastbert_tf.data.rows import check_text
+from fastbert_tf.data.rows import Collector
+from fastbert_tf.data.rows import decode
 
 _TFDS_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 _TFDS_PAIRS = (("sentence1", "sentence2"), ("premise", "hypothesis"),
@@ -73,16 +73,16 @@ def load_tfds(name, split, num_classes=None, skip_bad_rows=False):
   examples = list(tfds.as_numpy(
       tfds.load(name, split=tfds_split, as_supervised=False)))
   # All -1: a split without public labels (GLUE test), i.e. unlabeled text.
-  # A -1 among real labels is an error, which _check_label reports.
+  # A -1 among real labels is an error, which check_label reports.
   unlabeled = bool(examples) and all(int(e["label"]) == -1 for e in examples)
   if unlabeled:
     logging.warning("%s: every label is -1; loading it as unlabeled text.",
                     source)
-  rows = _Collector(source, key_b is not None, num_classes, skip_bad_rows)
+  rows = Collector(source, key_b is not None, num_classes, skip_bad_rows)
   for number, ex in enumerate(examples, start=1):
     def parse(ex=ex):
-      texts = [_check_text(k, _decode(ex[k])) for k in (key_a, key_b) if k]
-      label = -1 if unlabeled else _check_label(int(ex["label"]), num_classes)
+      texts = [check_text(k, decode(ex[k])) for k in (key_a, key_b) if k]
+      label = -1 if unlabeled else check_label(int(ex["label"]), num_classes)
       return label, texts[0], texts[1] if key_b else None
     rows.add(number, parse)
   return rows.finish(source, labelled=not unlabeled)
