@@ -11,7 +11,8 @@ keeps its ~20 tokens) through, side by side in alternating rounds:
   loop s=1     the early-exit loop at speed 1 (every sample exits at layer 1);
   loop s=0     the loop at speed 0 (every sample runs to the teacher);
   and the same two with the loop's tf.cond tree traced as un-lowered `If`
-  functions instead of TF's default lowering to Switch/Merge.
+  functions instead of TF's default lowering to Switch/Merge, and with
+  dispatch="tensor_array" (no tree: weights read from TensorArrays).
 
 TF lowers each tf.cond inside a tf.function to Switch/Merge, so the ops of
 the layers not taken still go through the executor as dead tensors: the
@@ -53,7 +54,7 @@ TEXT = ("Apple unveiled a new phone with a faster chip and longer battery life "
         "on Tuesday.")
 
 
-def _trace_loop(model, table, lowered):
+def _trace_loop(model, table, lowered, dispatch="cond"):
   """The compiled early-exit loop, its tf.cond ops lowered (TF's default) or
   kept as `If` functions; returns fn(features, speed)."""
   original = control_flow_util_v2.maybe_set_lowering_attr
@@ -66,7 +67,7 @@ def _trace_loop(model, table, lowered):
       return
     original(op, lower_using_switch_merge)
 
-  run = early_exit.compiled_early_exit(model, table)
+  run = early_exit.compiled_early_exit(model, table, dispatch=dispatch)
   if not lowered:
     control_flow_util_v2.maybe_set_lowering_attr = keep_if_ops
   try:
@@ -95,11 +96,14 @@ def _contenders(model, table):
 
   lowered = _trace_loop(model, table, lowered=True)
   kept = _trace_loop(model, table, lowered=False)
+  arrays = _trace_loop(model, table, lowered=True, dispatch="tensor_array")
   return {"plain": plain, "floor": floor,
           "loop s=1": lambda f: lowered(f, 1.0),
           "loop s=0": lambda f: lowered(f, 0.0),
           "loop s=1, If kept": lambda f: kept(f, 1.0),
-          "loop s=0, If kept": lambda f: kept(f, 0.0)}
+          "loop s=0, If kept": lambda f: kept(f, 0.0),
+          "loop s=1, tensor_array": lambda f: arrays(f, 1.0),
+          "loop s=0, tensor_array": lambda f: arrays(f, 0.0)}
 
 
 def main(argv):
@@ -131,7 +135,9 @@ def main(argv):
       floor_speedup=median["plain"] / median["floor"],
       loop_speedup_exit_at_1=median["plain"] / median["loop s=1"],
       loop_speedup_exit_at_1_if_kept=(median["plain"] /
-                                      median["loop s=1, If kept"]))
+                                      median["loop s=1, If kept"]),
+      loop_speedup_exit_at_1_tensor_array=(median["plain"] /
+                                           median["loop s=1, tensor_array"]))
   kept = [r for r in common.read_records(FLAGS.output)
           if (r.get("model"), r.get("batch_size"), r.get("seq_length")) !=
           (FLAGS.name, FLAGS.batch_size, seq)]
@@ -139,7 +145,7 @@ def main(argv):
   print(f"{FLAGS.name}, batch {FLAGS.batch_size}, seq {seq} "
         f"(median of {FLAGS.rounds} rounds x {FLAGS.calls} calls):")
   for key, value in median.items():
-    print(f"  {key:20s} {value:8.3f} ms  ({median['plain'] / value:.2f}x plain)")
+    print(f"  {key:24s} {value:8.3f} ms  ({median['plain'] / value:.2f}x plain)")
   print(f"  FLOPs speedup of an exit at layer 1: "
         f"{record['flops_speedup_exit_at_1']:.2f}x")
 

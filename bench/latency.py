@@ -9,6 +9,8 @@ For each batch size and speed, on a real test split, samples/s of
   (c) the TFLite model run by LiteRT,
   (d) with --grpc, (a) through the local TF Serving-compatible gRPC server
       (loopback), to price the round trip against the in-process call,
+  (e) with --tensor_array, (a) exported with dispatch="tensor_array" (the
+      loop reads layer weights from TensorArrays instead of a tf.cond tree),
 and the realized speedup (b)/(a) next to the FLOPs speedup. Contenders are
 timed in alternating rounds in one process and the median round is kept, so
 machine noise hits all of them alike.
@@ -47,6 +49,8 @@ flags.DEFINE_integer("max_samples", 256, "Test samples used per batch size.")
 flags.DEFINE_integer("rounds", 3, "Alternating timing rounds.")
 flags.DEFINE_boolean("litert", True, "Also time the TFLite model.")
 flags.DEFINE_boolean("grpc", True, "Also time the gRPC round trip.")
+flags.DEFINE_boolean("tensor_array", True,
+                     "Also time an export with dispatch=tensor_array.")
 flags.DEFINE_string("output", "bench/results/latency.json",
                     "Records are appended to this json list.")
 flags.mark_flags_as_required(["model_dir"])
@@ -71,9 +75,12 @@ def _timed(fn, batches):
   return time.perf_counter() - start
 
 
-def _contenders(model, saved_model_dir, speeds, use_litert, client=None):
+def _contenders(model, saved_model_dir, speeds, use_litert, client=None,
+                tensor_array_dir=None):
   """{(name, speed): fn(features) -> dict or tensor}."""
   signature = tf.saved_model.load(saved_model_dir).signatures["predict_ids"]
+  arrays = (tf.saved_model.load(tensor_array_dir).signatures["predict_ids"]
+            if tensor_array_dir else None)
 
   @tf.function(input_signature=[{k: tf.TensorSpec([None, None], tf.int32)
                                  for k in export_module.ID_INPUTS}])
@@ -92,14 +99,18 @@ def _contenders(model, saved_model_dir, speeds, use_litert, client=None):
       fns[("litert", s)] = lambda f, s=s: runner(speed=s, **f)
     if client:
       fns[("grpc", s)] = lambda f, s=s: client.predict_ids(speed=s, **f)
+    if arrays:
+      fns[("tensor_array", s)] = (
+          lambda f, s=s: arrays(speed=tf.constant(s), **f))
   return fns
 
 
 def _measure(model, saved_model_dir, batch_size, encoder, speeds,
-             client=None):
+             client=None, tensor_array_dir=None):
   batches = _batches(batch_size, encoder)
   n = sum(len(l) for _, l in batches)
-  fns = _contenders(model, saved_model_dir, speeds, FLAGS.litert, client)
+  fns = _contenders(model, saved_model_dir, speeds, FLAGS.litert, client,
+                    tensor_array_dir)
   seconds = {key: [] for key in fns}
   for _ in range(FLAGS.rounds):
     for key, fn in fns.items():
@@ -129,6 +140,13 @@ def _measure(model, saved_model_dir, batch_size, encoder, speeds,
       record["grpc_samples_per_second"] = n / median[("grpc", s)]
       record["grpc_over_in_process_time"] = (median[("grpc", s)] /
                                              median[("saved_model", s)])
+    if tensor_array_dir:
+      record["tensor_array_samples_per_second"] = (
+          n / median[("tensor_array", s)])
+      record["tensor_array_realized_speedup"] = (
+          median[("plain_forward", None)] / median[("tensor_array", s)])
+      record["tensor_array_realized_over_flops"] = (
+          record["tensor_array_realized_speedup"] / record["flops_speedup"])
     record["realized_over_flops"] = (record["realized_speedup"] /
                                      record["flops_speedup"])
     records.append(common.record(**record))
@@ -141,6 +159,11 @@ def main(argv):
   speeds = [float(s) for s in FLAGS.speeds]
   with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
     saved_model_dir = export.export_saved_model(model, encoder, tmp)
+    tensor_array_dir = None
+    if FLAGS.tensor_array:  # its own base: the gRPC server serves `tmp`
+      tensor_array_dir = export.export_saved_model(
+          model, encoder, stack.enter_context(tempfile.TemporaryDirectory()),
+          dispatch="tensor_array")
     client = None
     if FLAGS.grpc:
       from fastbert_tf.serving import client as client_lib  # pylint: disable=g-import-not-at-top
@@ -151,7 +174,7 @@ def main(argv):
     records = []
     for batch_size in (int(b) for b in FLAGS.batch_sizes):
       records += _measure(model, saved_model_dir, batch_size, encoder, speeds,
-                          client)
+                          client, tensor_array_dir)
   previous = common.read_records(FLAGS.output)
   previous = [r for r in previous if r.get("model") != FLAGS.name]
   common.write_records(FLAGS.output, previous + records)
@@ -160,6 +183,9 @@ def main(argv):
               if "litert_samples_per_second" in r else "")
     litert += (f" grpc {r['grpc_samples_per_second']:8.1f}/s"
                if "grpc_samples_per_second" in r else "")
+    litert += (f" tensor_array {r['tensor_array_samples_per_second']:8.1f}/s "
+               f"({r['tensor_array_realized_speedup']:.2f}x)"
+               if "tensor_array_samples_per_second" in r else "")
     print(f"{r['model']} batch {r['batch_size']:>2} speed {r['speed']:.1f}: "
           f"plain {r['plain_samples_per_second']:8.1f}/s "
           f"loop {r['saved_model_samples_per_second']:8.1f}/s{litert} "

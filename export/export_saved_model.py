@@ -22,6 +22,11 @@ flags.DEFINE_string("model_dir", None, "A trained model directory.")
 flags.DEFINE_string("export_base", None, "TF Serving model base path.")
 flags.DEFINE_integer("version", None, "Version number (default: next free).")
 flags.DEFINE_float("warmup_speed", 0.5, "Speed used in the warmup requests.")
+flags.DEFINE_enum("dispatch", "cond", ["cond", "tensor_array"],
+                  "How the early-exit loop picks layer i: cond (a tf.cond "
+                  "tree; convert this one to TFLite) or tensor_array "
+                  "(weights read from TensorArrays; faster in TF Serving at "
+                  "small batches). Same answers.")
 flags.mark_flags_as_required(["model_dir", "export_base"])
 fastbert_flags.define_exit_flags()
 
@@ -35,7 +40,7 @@ def main(argv):
     model, encoder = saving.load_model(FLAGS.model_dir)
     path = export.export_saved_model(
         model, encoder, FLAGS.export_base, FLAGS.version, FLAGS.warmup_speed,
-        fastbert_flags.exit_criterion_from_flags(FLAGS))
+        fastbert_flags.exit_criterion_from_flags(FLAGS), FLAGS.dispatch)
   except (FileNotFoundError, FileExistsError, ValueError) as e:
     sys.exit(f"error: {e}")
   print(path)

@@ -19,9 +19,12 @@ def model():
   return testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0)
 
 
-@pytest.fixture(scope="module")
-def run(model):
-  return early_exit.compiled_early_exit(model, _flops(model))
+@pytest.fixture(scope="module", params=early_exit.DISPATCHES)
+def run(model, request):
+  """The compiled loop, once per layer dispatch: every test below holds for
+  both."""
+  return early_exit.compiled_early_exit(model, _flops(model),
+                                        dispatch=request.param)
 
 
 def _flops(model):
@@ -97,13 +100,14 @@ def test_speed_one_exits_every_sample_at_layer_one(run):
   assert (got["exit_layer"] == 1).all()
 
 
-def test_uncertainty_exactly_one_never_exits_early():
+@pytest.mark.parametrize("dispatch", early_exit.DISPATCHES)
+def test_uncertainty_exactly_one_never_exits_early(dispatch):
   # Zeroed logit kernels/biases give a uniform distribution: uncertainty 1.
   model = testing.tiny_model(seed=3, dropout=0.0)
   for classifier in model.classifiers:
     classifier.logits_dense.kernel.assign(
         tf.zeros_like(classifier.logits_dense.kernel))
-  run = early_exit.compiled_early_exit(model, _flops(model))
+  run = early_exit.compiled_early_exit(model, _flops(model), dispatch=dispatch)
   got = _call(run, testing.random_inputs(4, 6, VOCAB), 1.0)
   assert (got["exit_layer"] == model.num_layers).all()
 
@@ -127,6 +131,27 @@ def test_empty_batch_returns_empty_outputs(run):
                         padding_mask=empty), 0.5)
   assert got["probabilities"].shape == (0, 3)
   assert got["exit_layer"].shape == (0,)
+
+
+def test_dispatches_give_identical_outputs(model):
+  """Same weights, same arithmetic: the two dispatches agree bit for bit."""
+  inputs = testing.random_inputs(16, 9, VOCAB, seed=8)
+  cond, arrays = (early_exit.compiled_early_exit(model, _flops(model),
+                                                 dispatch=d)
+                  for d in ("cond", "tensor_array"))
+  for speed in (0.0, 0.3):
+    a, b = _call(cond, inputs, speed), _call(arrays, inputs, speed)
+    for key in early_exit.OUTPUT_KEYS:
+      np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_tensor_array_dispatch_needs_layers_of_one_shape(model):
+  mixed = [model.backbone.transformer_layers[0], model.classifiers[0]]
+  with pytest.raises(ValueError, match="one shape"):
+    early_exit._weight_arrays(mixed)  # pylint: disable=protected-access
+  with pytest.raises(ValueError, match="dispatch"):
+    early_exit.early_exit(model, *[tf.zeros([1, 3], tf.int32)] * 3, 0.5,
+                          _flops(model), dispatch="switch_case")
 
 
 if __name__ == "__main__":

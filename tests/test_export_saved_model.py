@@ -178,5 +178,37 @@ def test_exit_criterion_is_compiled_into_the_export(exported, tmp_path, name):
                  {k: v.numpy() for k, v in want.items()})
 
 
+@pytest.mark.parametrize("name", ["entropy", "patience"])
+def test_tensor_array_dispatch_export_equals_eager_in_both_loaders(
+    exported, tmp_path, name):
+  """The faster-in-TF dispatch: same answers through TF2 and the TF1 session
+  loader (TensorArrays of resource reads must survive the TF1 path)."""
+  model, encoder, _, _ = exported
+  criterion = criteria.ExitCriterion(name)
+  path = export.export_saved_model(model, encoder, str(tmp_path),
+                                   criterion=criterion, dispatch="tensor_array")
+  run = early_exit.compiled_early_exit(
+      model, flops_lib.flops_table(model.get_config(), encoder.max_seq_length),
+      criterion)
+  inputs = testing.random_inputs(24, 10, len(testing.TINY_VOCAB), seed=9)
+  wants = {s: {k: v.numpy() for k, v in run(speed=tf.constant(s),
+                                             **inputs).items()}
+           for s in (0.0, 0.5, 0.9)}
+  assert any(len(set(w["exit_layer"].tolist())) >= 2 for w in wants.values())
+  signature = tf.saved_model.load(path).signatures["predict_ids"]
+  for speed, want in wants.items():
+    got = signature(speed=tf.constant(speed),
+                    **{k: tf.constant(v) for k, v in inputs.items()})
+    _assert_same({k: v.numpy() for k, v in got.items()}, want)
+  with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    sig = tf.compat.v1.saved_model.loader.load(
+        sess, ["serve"], path).signature_def["predict_ids"]
+    for speed, want in wants.items():
+      feed = {sig.inputs[k].name: v for k, v in inputs.items()}
+      feed[sig.inputs["speed"].name] = np.float32(speed)
+      _assert_same(sess.run({k: v.name for k, v in sig.outputs.items()}, feed),
+                   want)
+
+
 if __name__ == "__main__":
   sys.exit(pytest.main([__file__, "-q"]))

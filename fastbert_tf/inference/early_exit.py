@@ -6,9 +6,22 @@ re-implements the exit rule.
 Each iteration runs transformer layer i and classifier i on the samples still
 active, records the answer of those whose uncertainty is below `speed`, and
 continues with the others only (gather in, scatter out), so a batch costs what
-its samples need rather than what its slowest sample needs. The layer is
-chosen inside the loop with a binary tree of tf.cond (IF in TFLite; Case /
-switch_case does not convert).
+its samples need rather than what its slowest sample needs.
+
+How the loop picks layer i's weights (`dispatch`); the answers are identical:
+  "cond" (default): a binary tree of tf.cond over the layers. It converts to
+    TFLite (IF; Case / switch_case does not) and LiteRT runs only the taken
+    branch. TF itself lowers each cond to Switch/Merge, so the ops of the
+    layers not taken still pass through its executor as dead tensors: about
+    0.2 ms per iteration on 2 CPU cores, which matters at batch 1 only.
+  "tensor_array": one TensorArray per weight slot holds that slot's tensor of
+    every layer (references, no copies); the loop reads slot[i] and runs the
+    first layer's Keras code on them (Layer.stateless_call). No branches, so
+    nothing dead: the faster choice for TF / TF Serving at small batches
+    (BENCHMARKS.md). Needs every layer, and every classifier, to have the
+    same weight shapes (true for FastBERT). TFLite turns the arrays into
+    stacked constants gathered per iteration, a copy of the layer's weights
+    each time: export with "cond" for TFLite.
 """
 
 import tensorflow as tf
@@ -16,10 +29,11 @@ import tensorflow as tf
 from fastbert_tf.inference import criteria
 
 OUTPUT_KEYS = ("probabilities", "label", "exit_layer", "uncertainty", "flops")
+DISPATCHES = ("cond", "tensor_array")
 
 
 def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
-               criterion=criteria.ExitCriterion()):
+               criterion=criteria.ExitCriterion(), dispatch="cond"):
   """Classifies a batch, each sample at the first confident layer.
 
   Args:
@@ -29,6 +43,8 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
       layer whose criterion score is < speed. 0 = always the teacher.
     flops: FlopsTable of the model (for the per-sample `flops` output).
     criterion: criteria.ExitCriterion; normalized entropy by default.
+    dispatch: "cond" or "tensor_array", how the loop selects layer i (see
+      the module docstring); same outputs either way.
 
   Returns:
     dict of per-sample outputs:
@@ -49,20 +65,10 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
   # them and their bookkeeping, and speed 0 costs the plain model (layers +
   # teacher) plus the loop's control flow.
   students_can_exit = speed > 0.0
-
-  def run_layer(i, x, m):
-    def branch(k):
-      def fn():
-        y = model.backbone.transformer_layers[k](x, padding_mask=m,
-                                                  training=False)
-        classify = lambda: model.classifiers[k](y, m, training=False)
-        if k == num_layers - 1:
-          return y, classify()
-        # Placeholder logits, never read: at speed 0 `record` is skipped.
-        skip = lambda: tf.zeros([tf.shape(y)[0], num_classes])
-        return y, tf.cond(students_can_exit, classify, skip)
-      return fn
-    return _select(i, 0, num_layers, branch)
+  if dispatch not in DISPATCHES:
+    raise ValueError(f"dispatch must be one of {DISPATCHES}, got {dispatch!r}")
+  run_layer = (_cond_dispatch if dispatch == "cond" else
+               _tensor_array_dispatch)(model, students_can_exit)
 
   def record(i, logits, x, m, active, results, state):
     """Writes the answers of the samples done at layer i+1, drops them."""
@@ -121,6 +127,80 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
               exit_layer=exit_layer, uncertainty=unc, flops=sample_flops)
 
 
+def _cond_dispatch(model, students_can_exit):
+  """run_layer(i, x, m) -> (layer i's output, classifier i's logits), the
+  layer picked by a tf.cond tree."""
+  num_layers = model.num_layers
+
+  def run_layer(i, x, m):
+    def branch(k):
+      def fn():
+        y = model.backbone.transformer_layers[k](x, padding_mask=m,
+                                                  training=False)
+        classify = lambda: model.classifiers[k](y, m, training=False)
+        if k == num_layers - 1:
+          return y, classify()
+        # Placeholder logits, never read: at speed 0 `record` is skipped.
+        skip = lambda: tf.zeros([tf.shape(y)[0], model.num_classes])
+        return y, tf.cond(students_can_exit, classify, skip)
+      return fn
+    return _select(i, 0, num_layers, branch)
+
+  return run_layer
+
+
+def _tensor_array_dispatch(model, students_can_exit):
+  """run_layer(i, x, m) as _cond_dispatch's, layer i's weights read from
+  TensorArrays and run through layer 0's (and classifier 0's) code."""
+  layers, classifiers = model.backbone.transformer_layers, model.classifiers
+  layer_weights, layer_state = _weight_arrays(layers)
+  classifier_weights, classifier_state = _weight_arrays(classifiers)
+  last = model.num_layers - 1
+
+  def run_layer(i, x, m):
+    y, _ = layers[0].stateless_call([w.read(i) for w in layer_weights],
+                                    layer_state, x, padding_mask=m,
+                                    training=False)
+
+    def classify():
+      logits, _ = classifiers[0].stateless_call(
+          [w.read(i) for w in classifier_weights], classifier_state, y, m,
+          training=False)
+      return logits
+
+    # Placeholder logits, never read: at speed 0 `record` is skipped.
+    skip = lambda: tf.zeros([tf.shape(y)[0], model.num_classes])
+    return y, tf.cond(tf.logical_or(students_can_exit, tf.equal(i, last)),
+                      classify, skip)
+
+  return run_layer
+
+
+def _weight_arrays(layers):
+  """Per weight slot j, a TensorArray whose element k is layers[k]'s j-th
+  trainable weight; plus layers[0]'s non-trainable state (dropout seeds,
+  unused at inference) for stateless_call.
+
+  Raises:
+    ValueError: the layers' weights differ in number or shape.
+  """
+  slots = [w.shape for w in layers[0].trainable_variables]
+  for layer in layers:
+    shapes = [w.shape for w in layer.trainable_variables]
+    if shapes != slots:
+      raise ValueError(f"dispatch='tensor_array' needs layers of one shape: "
+                       f"{layer.name} has weight shapes {shapes}, "
+                       f"{layers[0].name} {slots}")
+  arrays = []
+  for j, weight in enumerate(layers[0].trainable_variables):
+    array = tf.TensorArray(weight.dtype, size=len(layers),
+                           element_shape=weight.shape, clear_after_read=False)
+    for k, layer in enumerate(layers):
+      array = array.write(k, layer.trainable_variables[j].value)
+    arrays.append(array)
+  return arrays, [v.value for v in layers[0].non_trainable_variables]
+
+
 def _select(i, lo, hi, branch):
   """Runs branch(k)() for k = i, as a balanced tree of tf.cond over [lo, hi)."""
   if hi - lo == 1:
@@ -130,7 +210,8 @@ def _select(i, lo, hi, branch):
                  lambda: _select(i, mid, hi, branch))
 
 
-def compiled_early_exit(model, flops, criterion=criteria.ExitCriterion()):
+def compiled_early_exit(model, flops, criterion=criteria.ExitCriterion(),
+                        dispatch="cond"):
   """A tf.function over `early_exit` with a fixed input signature, traced once
   for any batch size and sequence length."""
   ids = tf.TensorSpec([None, None], tf.int32)
@@ -138,6 +219,6 @@ def compiled_early_exit(model, flops, criterion=criteria.ExitCriterion()):
   @tf.function(input_signature=[ids, ids, ids, tf.TensorSpec([], tf.float32)])
   def run(token_ids, segment_ids, padding_mask, speed):
     return early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
-                      criterion)
+                      criterion, dispatch)
 
   return run

@@ -30,7 +30,8 @@ def next_version(export_base):
 
 
 def export_saved_model(model, encoder, export_base, version=None,
-                       speed=0.5, criterion=criteria.ExitCriterion()):
+                       speed=0.5, criterion=criteria.ExitCriterion(),
+                       dispatch="cond"):
   """Exports a servable SavedModel and returns its final directory.
 
   The SavedModel is written to a hidden temporary directory next to the
@@ -45,6 +46,8 @@ def export_saved_model(model, encoder, export_base, version=None,
     version: int or None (= next free version).
     speed: float, the speed used in the warmup requests.
     criterion: criteria.ExitCriterion compiled into the signatures.
+    dispatch: "cond" (default; converts well to TFLite) or "tensor_array"
+      (faster in TF / TF Serving at small batches): see early_exit.
 
   Returns:
     str, `<export_base>/<version>`.
@@ -61,7 +64,7 @@ def export_saved_model(model, encoder, export_base, version=None,
   table = flops_lib.flops_table(model.get_config(), encoder.max_seq_length)
   module = export_module.ServingModule(model, encoder, table,
                                        text_pair=encoder.text_pair,
-                                       criterion=criterion)
+                                       criterion=criterion, dispatch=dispatch)
   tmp = os.path.join(export_base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
   tf.io.gfile.makedirs(export_base)
   try:

@@ -35,10 +35,12 @@ class ServingModule(tf.Module):
     text_pair: bool, whether the text signature takes `text_b` too.
     criterion: criteria.ExitCriterion baked into the graph (speed stays the
       threshold it is compared with).
+    dispatch: the loop's layer dispatch, early_exit.DISPATCHES ("cond" for
+      exports meant for TFLite).
   """
 
   def __init__(self, model, encoder, flops, text_pair=False,
-               criterion=criteria.ExitCriterion()):
+               criterion=criteria.ExitCriterion(), dispatch="cond"):
     super().__init__(name="fastbert_serving")
     # Plain tf.Variables, so the SavedModel has no Keras objects in it.
     self.model_variables = [v.value for v in model.variables]
@@ -58,7 +60,8 @@ class ServingModule(tf.Module):
             tf.identity(t) for t in (token_ids, segment_ids, padding_mask,
                                      speed))
       return early_exit.early_exit(model, token_ids, segment_ids,
-                                   padding_mask, speed, flops, criterion)
+                                   padding_mask, speed, flops, criterion,
+                                   dispatch)
 
     speed = tf.TensorSpec([], tf.float32, name="speed")
     self.predict_ids = tf.function(
