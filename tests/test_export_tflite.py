@@ -11,6 +11,7 @@ import tensorflow_text  # noqa: F401  (tokenizer ops of the SavedModel)
 
 from fastbert_tf import testing
 from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.inference import criteria
 from fastbert_tf.serving import export
 from fastbert_tf.serving import tflite
 
@@ -86,19 +87,29 @@ def _text_batch(n, seed):
   return texts + [""]
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["single", "pair"])
+@pytest.fixture(scope="module",
+                params=[(False, "bert"), (True, "bert"), (False, "uer"),
+                        (True, "uer")],
+                ids=["single", "pair", "uer-single", "uer-pair"])
 def text_models(request, tmp_path_factory):
-  """(saved model dir, LiteRT runner of its raw-text TFLite model)."""
-  model = testing.tiny_model(seed=5, sharpen=8.0, dropout=0.0)
-  encoder = TextEncoder(testing.TINY_VOCAB, 16, text_pair=request.param)
+  """(saved model dir, LiteRT runner of its raw-text TFLite model, its
+  .tflite bytes); UER packing needs the 3-row segment table."""
+  text_pair, input_format = request.param
+  uer = input_format == "uer"
+  # Seeds chosen so that speed 0.3 mixes exit layers in every variant.
+  model = testing.tiny_model(seed=13 if uer else 5, sharpen=8.0, dropout=0.0,
+                             num_segments=3 if uer else 2)
+  encoder = TextEncoder(testing.TINY_VOCAB, 16, text_pair=text_pair,
+                        input_format=input_format)
   path = export.export_saved_model(
       model, encoder, str(tmp_path_factory.mktemp("text_exports")))
-  return path, tflite.LiteRTRunner(tflite.convert(path, variant="text"))
+  content = tflite.convert(path, variant="text")
+  return path, tflite.LiteRTRunner(content), content
 
 
 @pytest.mark.parametrize("speed", [0.0, 0.3, 1.0])
 def test_raw_text_litert_equals_saved_model(text_models, speed):
-  path, runner = text_models
+  path, runner, _ = text_models
   inputs = dict(text=_text_batch(24, seed=2))
   if "text_b" in runner.input_names:
     inputs["text_b"] = _text_batch(24, seed=3)
@@ -113,16 +124,60 @@ def test_raw_text_litert_equals_saved_model(text_models, speed):
     assert len(set(got["exit_layer"].tolist())) >= 2
 
 
-def test_raw_text_model_uses_only_tf_text_custom_ops(text_models):
-  _, runner = text_models
+def test_raw_text_model_uses_only_tf_text_custom_ops(text_models, content):
+  _, runner, text_content = text_models
   assert runner.variant == "text"
+  assert set(tflite.custom_op_names(text_content)) <= tflite.TEXT_CUSTOM_OPS
+  assert "FastWordpieceTokenizeWithOffsets" in tflite.custom_op_names(
+      text_content)
+  assert not tflite.custom_op_names(content)  # the ids model: builtins only
   with pytest.raises(ValueError, match="takes"):
     runner(speed=0.5, token_ids=np.zeros([1, 3], np.int32))
 
 
-def test_unknown_variant_is_refused(saved_model):
+def test_custom_ops_without_a_kernel_are_refused(saved_model, monkeypatch):
+  # As if tf-text shipped no kernel for its tokenizer: the conversion must
+  # fail naming the op rather than write a model LiteRT cannot load.
+  monkeypatch.setattr(tflite, "TEXT_CUSTOM_OPS", frozenset({"FastBertNormalize"}))
+  with pytest.raises(ValueError, match="FastWordpieceTokenizeWithOffsets"):
+    tflite.convert(saved_model, variant="text")
+
+
+def test_unknown_variant_and_missing_model_are_refused(saved_model):
   with pytest.raises(ValueError, match="variant"):
     tflite.convert(saved_model, variant="audio")
+  with pytest.raises(ValueError, match="model_content or model_path"):
+    tflite.LiteRTRunner()
+
+
+def test_patience_criterion_survives_conversion(tmp_path):
+  """A stateful criterion: the per-sample agreement counts ride through the
+  WHILE body and its IFs."""
+  model = testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0)
+  path = export.export_saved_model(
+      model, TextEncoder(testing.TINY_VOCAB, 16), str(tmp_path),
+      criterion=criteria.ExitCriterion("patience"))
+  runner = tflite.LiteRTRunner(tflite.convert(path))
+  signature = tf.saved_model.load(path).signatures["predict_ids"]
+  inputs = testing.random_inputs(24, 12, len(testing.TINY_VOCAB), seed=4)
+  layers_seen = set()
+  for speed in (0.0, 0.5, 0.9):
+    want = signature(speed=tf.constant(speed),
+                     **{k: tf.constant(v) for k, v in inputs.items()})
+    got = runner(speed=speed, **inputs)
+    np.testing.assert_array_equal(got["exit_layer"],
+                                  want["exit_layer"].numpy())
+    np.testing.assert_allclose(got["probabilities"],
+                               want["probabilities"].numpy(), atol=1e-5)
+    layers_seen |= set(got["exit_layer"].tolist())
+  assert len(layers_seen) >= 2  # some samples left early
+
+
+def test_empty_batch_runs_in_litert(runner):
+  empty = np.zeros([0, 4], np.int32)
+  out = runner(speed=0.5, token_ids=empty, segment_ids=empty,
+               padding_mask=empty)
+  assert out["probabilities"].shape == (0, 3)
 
 
 def test_cli_writes_the_file(saved_model, tmp_path):

@@ -75,8 +75,8 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
     log_probs = tf.nn.log_softmax(logits)
     u, state = criterion.step(log_probs, state, num_layers)
     done = tf.logical_or(u < speed, tf.equal(i, num_layers - 1))
-    # One Where per side and plain gathers: ~4x fewer ops than a
-    # boolean_mask per tensor, which is what batch-1 latency pays for.
+    # One Where per side and plain gathers instead of a boolean_mask (its
+    # own Where, reshapes) per tensor: at batch 1 every op costs time.
     done_rows = tf.where(done)[:, 0]
     keep_rows = tf.where(tf.logical_not(done))[:, 0]
     # probabilities | uncertainty | exit layer, one row per sample, so a

@@ -110,6 +110,8 @@ class LiteRTRunner:
 
   def __init__(self, model_content=None, model_path=None, num_threads=None):
     from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+    if model_content is None and model_path is None:
+      raise ValueError("LiteRTRunner needs model_content or model_path")
     if model_content is None:
       with open(model_path, "rb") as f:
         model_content = f.read()
@@ -133,7 +135,7 @@ class LiteRTRunner:
         set(signatures[VARIANTS[self.variant]]["inputs"]) - {"speed"})
 
   def __call__(self, speed, **inputs):
-    """Runs the signature.
+    """Runs the signature. Inputs are keyword-only (speed may be positional).
 
     Args:
       speed: float in [0, 1].
