@@ -21,7 +21,7 @@ from absl import app
 from absl import flags
 
 from bench import common
-from fastbert_tf.testing import numpy_bert
+from fastbert_tf.testing import parity
 
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", "../shared/models/all-MiniLM-L6-v2",
@@ -34,10 +34,10 @@ _MAX_SEQ_LENGTH = flags.DEFINE_integer("max_seq_length", 128,
 
 def main(argv):
   del argv
-  texts = numpy_bert.unique_texts()
-  result = numpy_bert.huggingface_parity(_MODEL_DIR.value, texts,
+  texts = parity.unique_texts()
+  result = parity.huggingface_parity(_MODEL_DIR.value, texts,
                                          _MAX_SEQ_LENGTH.value)
-  pairs = numpy_bert.pair_cosines(result, texts)
+  pairs = parity.pair_cosines(result, texts)
   record = common.record(
       model_dir=_MODEL_DIR.value,
       reference="float64 numpy BERT (fastbert_tf.testing.numpy_bert), erf "

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from fastbert_tf import checkpoints
-from fastbert_tf.testing import numpy_bert
+from fastbert_tf.testing import parity
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_MODELS = os.environ.get("FASTBERT_SHARED_MODELS",
@@ -27,15 +27,15 @@ def test_minilm_matches_reference_and_ranks_paraphrases():
   info = checkpoints.read_info(MODEL_DIR)
   assert info.format == "huggingface" and info.lowercase
   assert info.architecture["num_layers"] == 6
-  texts = numpy_bert.unique_texts()
-  result = numpy_bert.huggingface_parity(MODEL_DIR, texts)
+  texts = parity.unique_texts()
+  result = parity.huggingface_parity(MODEL_DIR, texts)
   print("max |ours - reference| per layer:",
         ", ".join(f"{d:.2e}" for d in result["diffs"]))
   assert len(result["diffs"]) == 6
   assert max(result["diffs"]) < 1e-4, result["diffs"]
   assert set(result["report"].unused) == {
       "embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias"}
-  cosines = numpy_bert.pair_cosines(result, texts)
+  cosines = parity.pair_cosines(result, texts)
   for pair in cosines:
     print(f"{pair['kind']:10s} {pair['cosine']:.4f}  {pair['a']!r} / "
           f"{pair['b']!r}")
