@@ -145,7 +145,8 @@ def main(argv):
   print(f"{FLAGS.name}, batch {FLAGS.batch_size}, seq {seq} "
         f"(median of {FLAGS.rounds} rounds x {FLAGS.calls} calls):")
   for key, value in median.items():
-    print(f"  {key:24s} {value:8.3f} ms  ({median['plain'] / value:.2f}x plain)")
+    print(f"  {key:24s} {value:8.3f} ms  "
+          f"({median['plain'] / value:.2f}x plain)")
   print(f"  FLOPs speedup of an exit at layer 1: "
         f"{record['flops_speedup_exit_at_1']:.2f}x")
 

@@ -114,7 +114,8 @@ def test_raw_text_litert_equals_saved_model(text_models, speed):
   if "text_b" in runner.input_names:
     inputs["text_b"] = _text_batch(24, seed=3)
   want = tf.saved_model.load(path).signatures["predict_text"](
-      speed=tf.constant(speed), **{k: tf.constant(v) for k, v in inputs.items()})
+      speed=tf.constant(speed),
+      **{k: tf.constant(v) for k, v in inputs.items()})
   got = runner(speed=speed, **inputs)
   np.testing.assert_array_equal(got["exit_layer"], want["exit_layer"].numpy())
   np.testing.assert_array_equal(got["label"], want["label"].numpy())
@@ -138,7 +139,8 @@ def test_raw_text_model_uses_only_tf_text_custom_ops(text_models, content):
 def test_custom_ops_without_a_kernel_are_refused(saved_model, monkeypatch):
   # As if tf-text shipped no kernel for its tokenizer: the conversion must
   # fail naming the op rather than write a model LiteRT cannot load.
-  monkeypatch.setattr(tflite, "TEXT_CUSTOM_OPS", frozenset({"FastBertNormalize"}))
+  monkeypatch.setattr(tflite, "TEXT_CUSTOM_OPS",
+                      frozenset({"FastBertNormalize"}))
   with pytest.raises(ValueError, match="FastWordpieceTokenizeWithOffsets"):
     tflite.convert(saved_model, variant="text")
 

@@ -53,6 +53,8 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
       answering classifier's criterion score), flops float32 [batch] (paper
       unit).
   """
+  if dispatch not in DISPATCHES:
+    raise ValueError(f"dispatch must be one of {DISPATCHES}, got {dispatch!r}")
   num_layers = model.num_layers
   num_classes = model.num_classes
   speed = tf.cast(speed, tf.float32)
@@ -65,8 +67,6 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
   # them and their bookkeeping, and speed 0 costs the plain model (layers +
   # teacher) plus the loop's control flow.
   students_can_exit = speed > 0.0
-  if dispatch not in DISPATCHES:
-    raise ValueError(f"dispatch must be one of {DISPATCHES}, got {dispatch!r}")
   run_layer = (_cond_dispatch if dispatch == "cond" else
                _tensor_array_dispatch)(model, students_can_exit)
 
@@ -81,9 +81,8 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
     keep_rows = tf.where(tf.logical_not(done))[:, 0]
     # probabilities | uncertainty | exit layer, one row per sample, so a
     # single scatter writes every output.
-    answer = tf.concat([tf.exp(log_probs), u[:, None],
-                        tf.fill([tf.shape(u)[0], 1], tf.cast(i + 1, tf.float32))],
-                       axis=1)
+    layer = tf.fill([tf.shape(u)[0], 1], tf.cast(i + 1, tf.float32))
+    answer = tf.concat([tf.exp(log_probs), u[:, None], layer], axis=1)
     results = tf.tensor_scatter_nd_update(
         results, tf.gather(active, done_rows)[:, None],
         tf.gather(answer, done_rows))
