@@ -42,18 +42,27 @@ def test_graph_keeps_the_loop_and_builtin_ops_only(content):
   assert "CUSTOM" not in ops
 
 
+def _assert_litert_equals(signature, runner, speed, inputs):
+  """Runs both on `inputs`; exit layers and labels identical, probabilities
+  within 1e-5. Returns (LiteRT outputs, SavedModel outputs), numpy."""
+  want = signature(speed=tf.constant(speed),
+                   **{k: tf.constant(v) for k, v in inputs.items()})
+  want = {k: v.numpy() for k, v in want.items()}
+  got = runner(speed=speed, **inputs)
+  np.testing.assert_array_equal(got["exit_layer"], want["exit_layer"])
+  np.testing.assert_array_equal(got["label"], want["label"])
+  np.testing.assert_allclose(got["probabilities"], want["probabilities"],
+                             atol=1e-5)
+  return got, want
+
+
 @pytest.mark.parametrize("speed", [0.0, 0.3, 1.0])
 def test_litert_equals_saved_model(saved_model, runner, speed):
   inputs = testing.random_inputs(24, 12, len(testing.TINY_VOCAB), seed=11)
-  want = tf.saved_model.load(saved_model).signatures["predict_ids"](
-      speed=tf.constant(speed),
-      **{k: tf.constant(v) for k, v in inputs.items()})
-  got = runner(speed=speed, **inputs)
-  np.testing.assert_array_equal(got["exit_layer"], want["exit_layer"].numpy())
-  np.testing.assert_array_equal(got["label"], want["label"].numpy())
-  np.testing.assert_allclose(got["probabilities"],
-                             want["probabilities"].numpy(), atol=1e-5)
-  np.testing.assert_allclose(got["flops"], want["flops"].numpy(), rtol=1e-6)
+  got, want = _assert_litert_equals(
+      tf.saved_model.load(saved_model).signatures["predict_ids"], runner,
+      speed, inputs)
+  np.testing.assert_allclose(got["flops"], want["flops"], rtol=1e-6)
   if speed == 0.3:  # the batch must really mix early and late exits
     assert len(set(got["exit_layer"].tolist())) >= 2
 
@@ -113,14 +122,9 @@ def test_raw_text_litert_equals_saved_model(text_models, speed):
   inputs = dict(text=_text_batch(24, seed=2))
   if "text_b" in runner.input_names:
     inputs["text_b"] = _text_batch(24, seed=3)
-  want = tf.saved_model.load(path).signatures["predict_text"](
-      speed=tf.constant(speed),
-      **{k: tf.constant(v) for k, v in inputs.items()})
-  got = runner(speed=speed, **inputs)
-  np.testing.assert_array_equal(got["exit_layer"], want["exit_layer"].numpy())
-  np.testing.assert_array_equal(got["label"], want["label"].numpy())
-  np.testing.assert_allclose(got["probabilities"],
-                             want["probabilities"].numpy(), atol=1e-5)
+  got, _ = _assert_litert_equals(
+      tf.saved_model.load(path).signatures["predict_text"], runner, speed,
+      inputs)
   if speed == 0.3:
     assert len(set(got["exit_layer"].tolist())) >= 2
 
@@ -164,13 +168,7 @@ def test_patience_criterion_survives_conversion(tmp_path):
   inputs = testing.random_inputs(24, 12, len(testing.TINY_VOCAB), seed=4)
   layers_seen = set()
   for speed in (0.0, 0.5, 0.9):
-    want = signature(speed=tf.constant(speed),
-                     **{k: tf.constant(v) for k, v in inputs.items()})
-    got = runner(speed=speed, **inputs)
-    np.testing.assert_array_equal(got["exit_layer"],
-                                  want["exit_layer"].numpy())
-    np.testing.assert_allclose(got["probabilities"],
-                               want["probabilities"].numpy(), atol=1e-5)
+    got, _ = _assert_litert_equals(signature, runner, speed, inputs)
     layers_seen |= set(got["exit_layer"].tolist())
   assert len(layers_seen) >= 2  # some samples left early
 

@@ -139,9 +139,8 @@ def _cond_dispatch(model, students_can_exit):
         classify = lambda: model.classifiers[k](y, m, training=False)
         if k == num_layers - 1:
           return y, classify()
-        # Placeholder logits, never read: at speed 0 `record` is skipped.
-        skip = lambda: tf.zeros([tf.shape(y)[0], model.num_classes])
-        return y, tf.cond(students_can_exit, classify, skip)
+        return y, tf.cond(students_can_exit, classify,
+                          lambda: _placeholder_logits(y, model.num_classes))
       return fn
     return _select(i, 0, num_layers, branch)
 
@@ -167,12 +166,17 @@ def _tensor_array_dispatch(model, students_can_exit):
           training=False)
       return logits
 
-    # Placeholder logits, never read: at speed 0 `record` is skipped.
-    skip = lambda: tf.zeros([tf.shape(y)[0], model.num_classes])
     return y, tf.cond(tf.logical_or(students_can_exit, tf.equal(i, last)),
-                      classify, skip)
+                      classify,
+                      lambda: _placeholder_logits(y, model.num_classes))
 
   return run_layer
+
+
+def _placeholder_logits(hidden, num_classes):
+  """Zeros in place of a skipped student's logits, never read: at speed 0
+  `record` runs for the teacher only."""
+  return tf.zeros([tf.shape(hidden)[0], num_classes])
 
 
 def _weight_arrays(layers):
