@@ -73,6 +73,11 @@ def define_train_flags():
   _define("boolean", "teacher_dropout", False,
           "Keep dropout on in the frozen backbone/teacher during phase 2, as "
           "the authors' code does.")
+  _define("boolean", "reinit_students", False,
+          "With --phase=distill: start the student classifiers from fresh "
+          "random weights, as phase 1 leaves them, instead of model_dir's "
+          "distilled ones; re-runs self-distillation with other settings on "
+          "the same teacher.")
   _define("string", "distill_data", "",
           "Optional unlabeled text file (one text per line) for phase 2.")
   _define("list", "speeds", ["0", "0.1", "0.5", "0.8"],

@@ -31,6 +31,9 @@ def config_from_flags(flag_values=FLAGS):
   bad = [s for s in kwargs["speeds"] if not 0.0 <= s <= 1.0]
   if bad:
     raise app.UsageError(f"--speeds must lie in [0, 1], got {bad}")
+  if kwargs["reinit_students"] and kwargs["phase"] != "distill":
+    raise app.UsageError("--reinit_students applies to --phase=distill only "
+                         f"(got --phase={kwargs['phase']})")
   return TrainConfig(**kwargs)
 
 

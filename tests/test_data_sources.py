@@ -168,6 +168,22 @@ def test_read_text_lines_errors(tmp_path, content, match):
     sources.read_text_lines(str(tmp_path / "missing.txt"))
 
 
+def test_read_distill_texts_takes_a_tsv_without_its_labels(tmp_path):
+  single = _write(tmp_path, "label\ttext_a\n1\tgood\n0\tbad\n", name="s.tsv")
+  data = sources.read_distill_texts(single)
+  assert data.texts_a == ("good", "bad") and data.texts_b is None
+  assert data.labels is None
+  pair = _write(tmp_path, "label\ttext_a\ttext_b\n1\ta\tb\n", name="p.tsv")
+  assert sources.read_distill_texts(pair).texts_b == ("b",)
+  # Anything not named *.tsv is plain text, one per line.
+  lines = _write(tmp_path, "one\ntwo\n", name="u.txt")
+  assert sources.read_distill_texts(lines).texts_a == ("one", "two")
+  # A bad TSV row is as fatal here as in a labelled split.
+  bad = _write(tmp_path, "label\ttext_a\n1\tok\nx\tbad\n", name="b.tsv")
+  with pytest.raises(DataError, match=f"^{bad}:3: label is not an integer"):
+    sources.read_distill_texts(bad)
+
+
 def test_import_pulls_in_no_tensorflow():
   code = ("import sys, fastbert_tf.data.sources; sys.exit(any(m.split('.')[0]"
           " in ('tensorflow', 'tensorflow_datasets') for m in sys.modules))")

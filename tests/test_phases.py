@@ -58,6 +58,22 @@ def test_every_variable_changes_only_in_its_phase(phase, trained):
       assert path not in changed, f"{phase}: {path} must stay frozen"
 
 
+def test_reinit_students_redraws_only_the_students():
+  from fastbert_tf.training import runner  # pylint: disable=g-import-not-at-top
+  model = testing.tiny_model(seed=1, dropout=0.0)
+  for student in model.students:  # stand-in for distilled weights
+    student.set_weights([np.full_like(w, 0.5) for w in student.get_weights()])
+  before = {v.path: v.numpy().copy() for v in model.weights}
+  runner.reinit_students(model)
+  for v in model.weights:
+    same = np.array_equal(before[v.path], v.numpy())
+    if _group(v.path) == "students" and "kernel" in v.path:
+      assert not same, f"{v.path} kept its distilled weights"
+      assert np.std(v.numpy()) > 0, f"{v.path} is not a random draw"
+    elif _group(v.path) != "students":
+      assert same, f"{v.path} must be left alone"
+
+
 def test_phase_variable_selection_partitions_the_model():
   model = testing.tiny_model()
   finetune = {v.path for v in phases.trainable_variables(model, "finetune")}

@@ -59,11 +59,19 @@ def test_trains_both_phases_and_writes_everything(data_dir, tmp_path):
   # flags.txt is a valid flagfile: rerun phase 2 alone from it.
   flags_text = (model_dir / "flags.txt").read_text()
   assert "--preset=test_tiny" in flags_text
-  rerun = _train(f"--flagfile={model_dir / 'flags.txt'}", "--phase=distill")
+  # Phase 2 again, fresh students, on a labelled TSV's texts.
+  rerun = _train(f"--flagfile={model_dir / 'flags.txt'}", "--phase=distill",
+                 "--reinit_students", f"--distill_data={data_dir}/dev.tsv")
   assert rerun.returncode == 0, rerun.stderr[-3000:]
+  assert "Re-initialized 2 student classifiers" in rerun.stderr
+  assert f"Phase 2 distills on 16 texts from {data_dir}/dev.tsv" in rerun.stderr
   # The distill-only run keeps phase 1's record and writes its own.
   assert (model_dir / "flags.txt").read_text() == flags_text
   assert "--phase=distill" in (model_dir / "flags_distill.txt").read_text()
+  # --reinit_students is for distill-only runs; elsewhere it is refused.
+  refused = _train(f"--flagfile={model_dir / 'flags.txt'}", "--reinit_students")
+  assert refused.returncode != 0
+  assert "--reinit_students applies to --phase=distill" in refused.stderr
 
 
 def test_bad_row_stops_with_path_and_line(tmp_path):
@@ -76,6 +84,19 @@ def test_bad_row_stops_with_path_and_line(tmp_path):
   assert result.returncode != 0
   assert f"{tmp_path / 'train.tsv'}:5:" in result.stderr
   assert "Traceback" not in result.stderr
+
+
+def test_pair_distill_data_for_a_single_text_task_fails_before_training(
+    data_dir, tmp_path):
+  pairs = tmp_path / "pairs.tsv"
+  testing.write_tsv(pairs, [(0, "a b", "c")],
+                    header=("label", "text_a", "text_b"))
+  result = _train(f"--data={data_dir}", f"--model_dir={tmp_path / 'm'}",
+                  "--preset=test_tiny", f"--distill_data={pairs}")
+  assert result.returncode != 0
+  assert (f"{pairs}: --distill_data holds sentence pairs, but the task has "
+          "single texts") in result.stderr
+  assert not (tmp_path / "m" / "model.weights.h5").exists()  # failed fast
 
 
 def test_missing_model_dir_is_a_usage_error():

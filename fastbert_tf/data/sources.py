@@ -137,10 +137,33 @@ def read_text_lines(path: str) -> TextDataset:
     # Otherwise the header and the labels would be distilled on as text.
     if number == 1 and tuple(text.split("\t")) in _HEADERS:
       raise DataError(f"{path}:1: this is a labelled TSV (header "
-                      f"{show(text)}); expected plain text, one per line")
+                      f"{show(text)}); expected plain text, one per line "
+                      "(name it *.tsv to distill on its texts)")
     if text:
       rows.add(number, lambda: (None, text, None))
   return rows.finish(path, labelled=False)
+
+
+def read_distill_texts(path: str) -> TextDataset:
+  """Reads phase-2 texts: a labelled `*.tsv` (its labels are not used, so a
+  bigger labelled corpus can teach the students) or plain text lines.
+
+  Args:
+    path: str or PathLike; `*.tsv` is read by `read_tsv`, anything else by
+      `read_text_lines`.
+
+  Returns:
+    TextDataset with labels None; texts_b set for a sentence-pair TSV.
+
+  Raises:
+    DataError: as `read_tsv` / `read_text_lines`.
+  """
+  path = os.fspath(path)
+  if not path.endswith(".tsv"):
+    return read_text_lines(path)
+  data = read_tsv(path)
+  return TextDataset(texts_a=data.texts_a, texts_b=data.texts_b, labels=None,
+                     source=data.source)
 
 
 def load_split(source: str, split: str, num_classes: int | None = None,

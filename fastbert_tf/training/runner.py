@@ -56,6 +56,7 @@ class TrainConfig:
   kl_direction: str = "teacher_student"
   student_reduction: str = "sum"
   teacher_dropout: bool = False
+  reinit_students: bool = False
   distill_data: str = ""
   speeds: tuple = (0.0, 0.1, 0.5, 0.8)
   seed: int = 0
@@ -88,6 +89,22 @@ def _head(data, n):
       data, texts_a=data.texts_a[:n],
       texts_b=None if data.texts_b is None else data.texts_b[:n],
       labels=None if data.labels is None else data.labels[:n])
+
+
+def load_distill_data(cfg, train):
+  """Phase 2's texts: --distill_data's (a labelled *.tsv, labels unused, or
+  plain text lines), else the labelled train split. Read before phase 1, so a
+  bad file fails fast."""
+  if not cfg.distill_data:
+    return train
+  data = sources.read_distill_texts(cfg.distill_data)
+  if data.is_pair != train.is_pair:
+    kinds = {True: "sentence pairs", False: "single texts"}
+    raise sources.DataError(
+        f"{cfg.distill_data}: --distill_data holds {kinds[data.is_pair]}, "
+        f"but the task has {kinds[train.is_pair]}")
+  logging.info("Phase 2 distills on %d texts from %s.", len(data), data.source)
+  return data
 
 
 def checkpoint_info(cfg):
@@ -193,6 +210,18 @@ def run_phase(model, phase, train_ds, dev_ds, epochs, learning_rate,
   return {k: [float(x) for x in v] for k, v in history.history.items()}
 
 
+def reinit_students(model):
+  """Gives every student classifier fresh random weights, drawn as when the
+  model is built (phase 1 never trains them), so that a distill-only run
+  starts from the same state as phase 2 of a full run. The backbone and the
+  teacher classifier are left as they are."""
+  fresh = FastBertClassifier.from_config(model.get_config())
+  fresh.build()
+  for student, new in zip(model.students, fresh.students):
+    student.set_weights(new.get_weights())
+  logging.info("Re-initialized %d student classifiers.", len(model.students))
+
+
 def run_training(cfg):
   """Runs the whole job and returns the results dict written to results.json."""
   keras.utils.set_random_seed(cfg.seed)
@@ -200,12 +229,16 @@ def run_training(cfg):
   start = time.time()
   splits = load_splits(cfg)
   num_classes = cfg.num_classes or sources.infer_num_classes(*splits.values())
+  distill_data = (load_distill_data(cfg, splits["train"])
+                  if cfg.phase in ("all", "distill") else None)
   if cfg.phase == "distill":
     model, encoder = saving.load_model(cfg.model_dir)
     if model.num_classes != num_classes:
       raise sources.DataError(
           f"{cfg.model_dir} has {model.num_classes} classes, the data "
           f"{num_classes}")
+    if cfg.reinit_students:
+      reinit_students(model)
   else:
     info = checkpoint_info(cfg)
     encoder = build_encoder(cfg, splits["train"], info)
@@ -224,12 +257,6 @@ def run_training(cfg):
                                  cfg.finetune_learning_rate, steps, cfg)
     saving.save_model(model, encoder, cfg.model_dir)
   if cfg.phase in ("all", "distill"):
-    if cfg.distill_data and splits["train"].is_pair:
-      raise sources.DataError(
-          f"{cfg.distill_data}: --distill_data holds single texts, but this "
-          "is a sentence-pair task; distill on the labelled train split")
-    distill_data = (sources.read_text_lines(cfg.distill_data)
-                    if cfg.distill_data else splits["train"])
     distill_ds = make(distill_data, batch_size=cfg.batch_size, shuffle=True,
                       seed=cfg.seed, with_labels=False)
     histories["distill"] = run_phase(
