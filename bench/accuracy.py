@@ -9,6 +9,8 @@ bench/results/accuracy.json: dataset, backbone, speed, accuracy,
 mean_exit_layer, mean_flops, speedup, plus the wall time and exact command.
 `--ablation=NAME` also trains NAME with `--phase=joint` (every classifier on
 the labels, no self-distillation: the paper's Table 3 ablation).
+`--variant=V --extra_flags=...` records another recipe of a config under its
+own name (e.g. into bench/results/accuracy_experiments.json via --output).
 """
 
 import json
@@ -33,6 +35,10 @@ flags.DEFINE_string("ablation", "", "Also run this config with --phase=joint.")
 flags.DEFINE_string("runs_dir", "runs", "Where models are written.")
 flags.DEFINE_boolean("reuse", False, "Reuse runs that have a results.json.")
 flags.DEFINE_list("extra_flags", [], "Passed to every training run.")
+flags.DEFINE_string("variant", "fastbert",
+                    "Recorded name of the --configs runs; any other name "
+                    "trains into <runs_dir>/<config>_<variant>, so recipes "
+                    "of one dataset (set by --extra_flags) sit side by side.")
 flags.DEFINE_string("output", "bench/results/accuracy.json", "Records file.")
 flags.DEFINE_boolean("table", False, "Only print the records as a markdown "
                      "table beside the paper's rows, and exit.")
@@ -120,7 +126,7 @@ def main(argv):
   if FLAGS.table:
     print(markdown_table(common.read_records(FLAGS.output)))
     return
-  jobs = [(name, "fastbert", []) for name in FLAGS.configs]
+  jobs = [(name, FLAGS.variant, []) for name in FLAGS.configs]
   if FLAGS.ablation:
     jobs.append((FLAGS.ablation, "joint", ["--phase=joint"]))
   for name, variant, extra in jobs:
