@@ -75,11 +75,13 @@ def define_train_flags():
           "the authors' code does.")
   _define("boolean", "reinit_students", False,
           "With --phase=distill: start the student classifiers from fresh "
-          "random weights, as phase 1 leaves them, instead of model_dir's "
-          "distilled ones; re-runs self-distillation with other settings on "
-          "the same teacher.")
+          "random weights (seeded by --seed), as a new model has them, "
+          "instead of model_dir's distilled ones; re-runs self-distillation "
+          "with other settings on the same teacher.")
   _define("string", "distill_data", "",
-          "Optional unlabeled text file (one text per line) for phase 2.")
+          "Phase 2's texts instead of the train split: a plain text file "
+          "(one text per line) or a labelled *.tsv whose labels are not used "
+          "(single texts or pairs, as the task).")
   _define("list", "speeds", ["0", "0.1", "0.5", "0.8"],
           "Speeds at which the test split is evaluated.")
   _define("integer", "seed", 0, "Random seed.")

@@ -34,6 +34,9 @@ def config_from_flags(flag_values=FLAGS):
   if kwargs["reinit_students"] and kwargs["phase"] != "distill":
     raise app.UsageError("--reinit_students applies to --phase=distill only "
                          f"(got --phase={kwargs['phase']})")
+  if kwargs["distill_data"] and kwargs["phase"] not in ("all", "distill"):
+    raise app.UsageError("--distill_data is phase 2's; --phase="
+                         f"{kwargs['phase']} has no phase 2")
   return TrainConfig(**kwargs)
 
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from fastbert_tf import testing
+from fastbert_tf.data import sources
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,6 +73,10 @@ def test_trains_both_phases_and_writes_everything(data_dir, tmp_path):
   refused = _train(f"--flagfile={model_dir / 'flags.txt'}", "--reinit_students")
   assert refused.returncode != 0
   assert "--reinit_students applies to --phase=distill" in refused.stderr
+  refused = _train(f"--flagfile={model_dir / 'flags.txt'}", "--phase=finetune",
+                   f"--distill_data={data_dir}/dev.tsv")
+  assert refused.returncode != 0
+  assert "--distill_data is phase 2's; --phase=finetune" in refused.stderr
 
 
 def test_bad_row_stops_with_path_and_line(tmp_path):
@@ -97,6 +102,18 @@ def test_pair_distill_data_for_a_single_text_task_fails_before_training(
   assert (f"{pairs}: --distill_data holds sentence pairs, but the task has "
           "single texts") in result.stderr
   assert not (tmp_path / "m" / "model.weights.h5").exists()  # failed fast
+
+
+def test_plain_text_distill_data_for_a_pair_task_is_refused(tmp_path):
+  from fastbert_tf.training import runner  # pylint: disable=g-import-not-at-top
+  lines = tmp_path / "texts.txt"
+  lines.write_text("one text\n", encoding="utf-8")
+  pairs = sources.TextDataset(texts_a=("a",), texts_b=("b",), labels=[0],
+                              source="pairs")
+  cfg = runner.TrainConfig(model_dir=str(tmp_path), distill_data=str(lines))
+  with pytest.raises(sources.DataError,
+                     match="holds single texts, but the task has sentence pairs"):
+    runner.load_distill_data(cfg, pairs)
 
 
 def test_missing_model_dir_is_a_usage_error():

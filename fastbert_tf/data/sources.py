@@ -144,13 +144,14 @@ def read_text_lines(path: str) -> TextDataset:
   return rows.finish(path, labelled=False)
 
 
-def read_distill_texts(path: str) -> TextDataset:
+def read_distill_texts(path: str, skip_bad_rows: bool = False) -> TextDataset:
   """Reads phase-2 texts: a labelled `*.tsv` (its labels are not used, so a
   bigger labelled corpus can teach the students) or plain text lines.
 
   Args:
-    path: str or PathLike; `*.tsv` is read by `read_tsv`, anything else by
-      `read_text_lines`.
+    path: str or PathLike; `*.tsv` is read by `read_tsv` (rows checked as in
+      a labelled split), anything else by `read_text_lines`.
+    skip_bad_rows: bool; as `read_tsv`'s, for a `*.tsv`.
 
   Returns:
     TextDataset with labels None; texts_b set for a sentence-pair TSV.
@@ -161,9 +162,9 @@ def read_distill_texts(path: str) -> TextDataset:
   path = os.fspath(path)
   if not path.endswith(".tsv"):
     return read_text_lines(path)
-  data = read_tsv(path)
+  data = read_tsv(path, skip_bad_rows=skip_bad_rows)
   return TextDataset(texts_a=data.texts_a, texts_b=data.texts_b, labels=None,
-                     source=data.source)
+                     source=data.source, skipped=data.skipped)
 
 
 def load_split(source: str, split: str, num_classes: int | None = None,

@@ -97,7 +97,7 @@ def load_distill_data(cfg, train):
   bad file fails fast."""
   if not cfg.distill_data:
     return train
-  data = sources.read_distill_texts(cfg.distill_data)
+  data = sources.read_distill_texts(cfg.distill_data, cfg.skip_bad_rows)
   if data.is_pair != train.is_pair:
     kinds = {True: "sentence pairs", False: "single texts"}
     raise sources.DataError(
@@ -210,11 +210,18 @@ def run_phase(model, phase, train_ds, dev_ds, epochs, learning_rate,
   return {k: [float(x) for x in v] for k, v in history.history.items()}
 
 
-def reinit_students(model):
-  """Gives every student classifier fresh random weights, drawn as when the
-  model is built (phase 1 never trains them), so that a distill-only run
-  starts from the same state as phase 2 of a full run. The backbone and the
-  teacher classifier are left as they are."""
+def reinit_students(model, seed):
+  """Gives every student classifier fresh random weights from its own
+  initializers, as a newly built model has them (phase 1 never trains the
+  students), so phase 2 can be re-run on the same teacher. The backbone and
+  the teacher classifier are left as they are.
+
+  Args:
+    model: a built FastBertClassifier.
+    seed: int; the draw depends on it alone (it is not the very draw a full
+      run started from: that one depends on everything built before).
+  """
+  keras.utils.set_random_seed(seed)
   fresh = FastBertClassifier.from_config(model.get_config())
   fresh.build()
   for student, new in zip(model.students, fresh.students):
@@ -238,7 +245,7 @@ def run_training(cfg):
           f"{cfg.model_dir} has {model.num_classes} classes, the data "
           f"{num_classes}")
     if cfg.reinit_students:
-      reinit_students(model)
+      reinit_students(model, cfg.seed)
   else:
     info = checkpoint_info(cfg)
     encoder = build_encoder(cfg, splits["train"], info)
