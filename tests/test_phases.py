@@ -59,12 +59,11 @@ def test_every_variable_changes_only_in_its_phase(phase, trained):
 
 
 def test_reinit_students_redraws_only_the_students():
-  from fastbert_tf.training import runner  # pylint: disable=g-import-not-at-top
   model = testing.tiny_model(seed=1, dropout=0.0)
   for student in model.students:  # stand-in for distilled weights
     student.set_weights([np.full_like(w, 0.5) for w in student.get_weights()])
   before = {v.path: v.numpy().copy() for v in model.weights}
-  runner.reinit_students(model, seed=3)
+  phases.reinit_students(model, seed=3)
   for v in model.weights:
     same = np.array_equal(before[v.path], v.numpy())
     if _group(v.path) == "students":
@@ -75,7 +74,7 @@ def test_reinit_students_redraws_only_the_students():
       assert same, f"{v.path} must be left alone"
   # The draw depends on the seed alone.
   again = testing.tiny_model(seed=2, dropout=0.0)
-  runner.reinit_students(again, seed=3)
+  phases.reinit_students(again, seed=3)
   for a, b in zip(model.students, again.students):
     for wa, wb in zip(a.get_weights(), b.get_weights()):
       np.testing.assert_array_equal(wa, wb)

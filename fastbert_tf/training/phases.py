@@ -1,8 +1,11 @@
-"""Which variables train in which phase.
+"""Which variables train in which phase, and a fresh start for phase 2.
 
 Freezing is done by selecting variables, never by relying on gradients being
 None: a phase's optimizer only ever sees the variables listed here.
 """
+
+import keras
+from absl import logging
 
 PHASES = ("finetune", "distill", "joint")
 
@@ -32,3 +35,23 @@ def trainable_variables(model, phase):
   if phase == "distill":
     return [v for s in model.students for v in s.trainable_variables]
   return list(model.trainable_variables)
+
+
+def reinit_students(model, seed):
+  """Gives every student classifier fresh random weights from its own
+  initializers, as a newly built model has them (phase 1 never trains the
+  students), so phase 2 can be re-run on the same teacher. The backbone and
+  the teacher classifier are left as they are.
+
+  Args:
+    model: a built FastBertClassifier.
+    seed: int; the draw depends on it alone (it is not the very draw a full
+      run started from: that one depends on everything built before).
+  """
+  keras.utils.set_random_seed(seed)
+  # The model's own class: importing FastBertClassifier here would be a cycle.
+  fresh = type(model).from_config(model.get_config())
+  fresh.build()
+  for student, new in zip(model.students, fresh.students):
+    student.set_weights(new.get_weights())
+  logging.info("Re-initialized %d student classifiers.", len(model.students))

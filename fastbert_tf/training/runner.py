@@ -23,6 +23,7 @@ from fastbert_tf.models import presets
 from fastbert_tf.models import saving
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
 from fastbert_tf.training import optimization
+from fastbert_tf.training import phases
 
 RESULTS_FILE = "results.json"
 
@@ -210,25 +211,6 @@ def run_phase(model, phase, train_ds, dev_ds, epochs, learning_rate,
   return {k: [float(x) for x in v] for k, v in history.history.items()}
 
 
-def reinit_students(model, seed):
-  """Gives every student classifier fresh random weights from its own
-  initializers, as a newly built model has them (phase 1 never trains the
-  students), so phase 2 can be re-run on the same teacher. The backbone and
-  the teacher classifier are left as they are.
-
-  Args:
-    model: a built FastBertClassifier.
-    seed: int; the draw depends on it alone (it is not the very draw a full
-      run started from: that one depends on everything built before).
-  """
-  keras.utils.set_random_seed(seed)
-  fresh = FastBertClassifier.from_config(model.get_config())
-  fresh.build()
-  for student, new in zip(model.students, fresh.students):
-    student.set_weights(new.get_weights())
-  logging.info("Re-initialized %d student classifiers.", len(model.students))
-
-
 def run_training(cfg):
   """Runs the whole job and returns the results dict written to results.json."""
   keras.utils.set_random_seed(cfg.seed)
@@ -245,7 +227,7 @@ def run_training(cfg):
           f"{cfg.model_dir} has {model.num_classes} classes, the data "
           f"{num_classes}")
     if cfg.reinit_students:
-      reinit_students(model, cfg.seed)
+      phases.reinit_students(model, cfg.seed)
   else:
     info = checkpoint_info(cfg)
     encoder = build_encoder(cfg, splits["train"], info)
