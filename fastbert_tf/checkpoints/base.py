@@ -38,14 +38,25 @@ class CheckpointInfo:
       layer_norm_type for UER checkpoints).
     vocab_path: str, the checkpoint's vocab.txt, or None if it has none.
     lowercase: bool, from the checkpoint's tokenizer config, else True.
-    input_format: "bert" or "uer", how TextEncoder packs inputs for it (UER
-      checkpoints were trained on `[CLS] a` with segment ids 1/2).
+    input_format: "bert", "uer" or "xlmr", how the encoder frames inputs
+      for it (data.packing.FRAMINGS; UER checkpoints were trained on
+      `[CLS] a` with segment ids 1/2, XLM-R-family ones on `<s> a </s>`).
+    sentencepiece_model: bytes, a serialized SentencePiece ModelProto in
+      model-id order, for checkpoints tokenized by SentencePiece (then
+      vocab_path is None); None for WordPiece.
+    text_prefix: str the model expects before every text (multilingual-e5:
+      "query: "), "" for none.
+    kept_ids: int32 numpy [rows] or None: a pruned model's tokenizer ids in
+      embedding-row order (data.tokenizer.Encoder.kept_ids).
   """
   format: str
   architecture: dict
   vocab_path: str | None
   lowercase: bool
   input_format: str = "bert"
+  sentencepiece_model: bytes | None = None
+  text_prefix: str = ""
+  kept_ids: object = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +108,34 @@ class TensorSource:
     return cls.from_arrays(
         {w.path[len(prefix):] if w.path.startswith(prefix) else w.path:
          w.numpy() for w in model.weights})
+
+
+def keep_rows(source, rows, target, kept_ids, path):
+  """The TensorSource with the tensor that `rows` map onto `target` cut to
+  the rows `kept_ids` (in that order): vocabulary pruning.
+
+  Raises:
+    CheckpointMismatchError: no row writes `target`, or an id is out of the
+      tensor's range.
+  """
+  names = [s for s, t, _ in rows if t == target]
+  if len(names) != 1 or names[0] not in source.shapes:
+    raise CheckpointMismatchError(f"{path}: cannot prune: no single source "
+                                  f"tensor maps onto {target!r}")
+  name = names[0]
+  kept = np.asarray(kept_ids, np.int64)
+  full = tuple(source.shapes[name])
+  if kept.size and (kept.min() < 0 or kept.max() >= full[0]):
+    raise CheckpointMismatchError(
+        f"{path}: kept ids reach {int(kept.max())}, but {name!r} has only "
+        f"{full[0]} rows")
+  shapes = dict(source.shapes)
+  shapes[name] = (len(kept),) + full[1:]
+
+  def load(tensor):
+    value = source.load(tensor)
+    return value[kept] if tensor == name else value
+  return TensorSource(shapes, load)
 
 
 def expected_source_shape(layout, target_shape):

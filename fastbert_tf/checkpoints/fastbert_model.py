@@ -12,8 +12,8 @@ from fastbert_tf.checkpoints import files
 from fastbert_tf.checkpoints import keras_hub_preset
 
 FORMAT = "fastbert_tf"
-NEEDS = "config.json (FastBertClassifier kwargs), model.weights.h5, " \
-        "vocab.txt and tokenizer.json"
+NEEDS = ("config.json (FastBertClassifier kwargs), model.weights.h5, "
+         "tokenizer.json and vocab.txt or sentencepiece.model")
 
 # Same sublayer names as ours, one level down in the saved model.
 MAP = {target: ("backbone/" + target, "same")
@@ -30,8 +30,8 @@ _ARCHITECTURE = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim",
 def matches(path):
   if not (os.path.isdir(path) and
           all(files.optional_file(path, name) for name in (
-              "config.json", "model.weights.h5", "vocab.txt",
-              "tokenizer.json"))):
+              "config.json", "model.weights.h5", "tokenizer.json")) and
+          files.optional_file(path, "vocab.txt", "sentencepiece.model")):
     return False
   return "num_layers" in files.read_json(os.path.join(path, "config.json"))
 
@@ -48,11 +48,16 @@ def read_info(path):
   # valid kwargs for models that predate the option.
   if config.get("layer_norm_type", "bert") != "bert":
     architecture["layer_norm_type"] = config["layer_norm_type"]
-  tokenizer = files.read_json(os.path.join(path, "tokenizer.json"))
-  return base.CheckpointInfo(FORMAT, architecture,
-                             os.path.join(path, "vocab.txt"),
-                             bool(tokenizer.get("lowercase", True)),
-                             tokenizer.get("input_format", "bert"))
+  from fastbert_tf.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+  encoder = tokenizer_lib.load_encoder(path)
+  sentencepiece = isinstance(encoder, tokenizer_lib.SentencePieceEncoder)
+  return base.CheckpointInfo(
+      FORMAT, architecture,
+      None if sentencepiece else os.path.join(path, "vocab.txt"),
+      encoder.lowercase, encoder.input_format,
+      sentencepiece_model=encoder.model_proto if sentencepiece else None,
+      text_prefix=getattr(encoder, "text_prefix", ""),
+      kept_ids=encoder.kept_ids)
 
 
 def load_tensors(path):

@@ -65,6 +65,7 @@ class FastBertClassifier(keras.Model):
         classifier_num_heads=classifier_num_heads, pooling=pooling,
         layer_norm_type=layer_norm_type)
     self._phase = "finetune"
+    self._freeze_token_embeddings = False
     self._distill = dict(direction="teacher_student", reduction="sum",
                          teacher_dropout=False)
     self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -126,7 +127,8 @@ class FastBertClassifier(keras.Model):
 
   # -- training -----------------------------------------------------------
   def compile(self, optimizer=None, phase="finetune", kl_direction="teacher_student",
-              student_reduction="sum", teacher_dropout=False, **kwargs):
+              student_reduction="sum", teacher_dropout=False,
+              freeze_token_embeddings=False, **kwargs):
     """Compiles for one phase; see the class docstring for the phases.
 
     Args:
@@ -138,6 +140,8 @@ class FastBertClassifier(keras.Model):
       student_reduction: "sum" (authors') or "mean" over students.
       teacher_dropout: run the frozen backbone and teacher with dropout during
         distillation, as the authors' code does (noisier soft labels).
+      freeze_token_embeddings: keep the word embeddings fixed (finetune,
+        joint).
     """
     self._phase = phases.check_phase(phase)
     # Validate now rather than at the first step.
@@ -145,6 +149,7 @@ class FastBertClassifier(keras.Model):
                              kl_direction, student_reduction)
     self._distill = dict(direction=kl_direction, reduction=student_reduction,
                          teacher_dropout=bool(teacher_dropout))
+    self._freeze_token_embeddings = bool(freeze_token_embeddings)
     super().compile(optimizer=optimizer, **kwargs)
 
   @property
@@ -159,7 +164,8 @@ class FastBertClassifier(keras.Model):
 
   def train_step(self, data):
     features, labels = _unpack(data)
-    variables = phases.trainable_variables(self, self._phase)
+    variables = phases.trainable_variables(self, self._phase,
+                                           self._freeze_token_embeddings)
     if self._phase == "distill":
       loss, grads = self._distill_gradients(features, variables)
     else:

@@ -1,8 +1,9 @@
-"""A saved model is a directory: config.json + model.weights.h5 + vocab.txt.
+"""A saved model is a directory: config.json + model.weights.h5 + the
+tokenizer (tokenizer.json with vocab.txt or sentencepiece.model).
 
 config.json holds exactly the FastBertClassifier constructor kwargs, so it
-doubles as a `--config_json` for new runs; tokenizer.json holds what the
-TextEncoder needs besides the vocab.
+doubles as a `--config_json` for new runs; tokenizer.json holds the
+encoder's settings (data.tokenizer.Encoder.save).
 """
 
 import json
@@ -10,13 +11,13 @@ import os
 
 import tensorflow as tf
 
-from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.data import tokenizer as tokenizer_lib
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
-VOCAB_FILE = "vocab.txt"
-TOKENIZER_FILE = "tokenizer.json"
+VOCAB_FILE = tokenizer_lib.VOCAB_FILE
+TOKENIZER_FILE = tokenizer_lib.TOKENIZER_FILE
 
 
 def save_model(model, encoder, model_dir):
@@ -24,19 +25,14 @@ def save_model(model, encoder, model_dir):
 
   Args:
     model: a built FastBertClassifier.
-    encoder: the TextEncoder it was trained with.
+    encoder: the data.tokenizer.Encoder it was trained with.
     model_dir: str, created if missing.
   """
   tf.io.gfile.makedirs(model_dir)
   config = {k: v for k, v in model.get_config().items()
             if k not in ("name", "trainable", "dtype")}
   _write_json(os.path.join(model_dir, CONFIG_FILE), config)
-  _write_json(os.path.join(model_dir, TOKENIZER_FILE),
-              dict(max_seq_length=encoder.max_seq_length,
-                   lowercase=encoder.lowercase, text_pair=encoder.text_pair,
-                   input_format=encoder.input_format))
-  with tf.io.gfile.GFile(os.path.join(model_dir, VOCAB_FILE), "w") as f:
-    f.write("\n".join(encoder.vocab) + "\n")
+  encoder.save(model_dir)
   model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
 
 
@@ -44,9 +40,9 @@ def load_model(model_dir):
   """Loads what `save_model` wrote.
 
   Returns:
-    (FastBertClassifier, TextEncoder).
+    (FastBertClassifier, data.tokenizer.Encoder).
   """
-  for name in (CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, TOKENIZER_FILE):
+  for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE):
     path = os.path.join(model_dir, name)
     if not tf.io.gfile.exists(path):
       raise FileNotFoundError(f"{path}: missing; is {model_dir} a model "
@@ -55,9 +51,7 @@ def load_model(model_dir):
   model = FastBertClassifier(**config)
   model.build()
   model.load_weights(os.path.join(model_dir, WEIGHTS_FILE))
-  tokenizer = _read_json(os.path.join(model_dir, TOKENIZER_FILE))
-  encoder = TextEncoder(os.path.join(model_dir, VOCAB_FILE), **tokenizer)
-  return model, encoder
+  return model, tokenizer_lib.load_encoder(model_dir)
 
 
 def _write_json(path, obj):

@@ -16,7 +16,7 @@ def check_phase(phase):
   return phase
 
 
-def trainable_variables(model, phase):
+def trainable_variables(model, phase, freeze_token_embeddings=False):
   """The variables a phase updates.
 
   Args:
@@ -24,17 +24,25 @@ def trainable_variables(model, phase):
     phase: "finetune" (backbone + teacher; the paper's phase 1), "distill"
       (students only; phase 2) or "joint" (everything, every classifier on the
       labels: the paper's "without self-distillation" ablation).
+    freeze_token_embeddings: leave the word-embedding table out of
+      finetune and joint (it is most of a 250k-vocabulary model's weights
+      and, with AdamW's two moments, of its training memory).
 
   Returns:
     list of keras.Variable.
   """
   check_phase(phase)
-  if phase == "finetune":
-    return (list(model.backbone.trainable_variables) +
-            list(model.teacher.trainable_variables))
   if phase == "distill":
     return [v for s in model.students for v in s.trainable_variables]
-  return list(model.trainable_variables)
+  if phase == "finetune":
+    variables = (list(model.backbone.trainable_variables) +
+                 list(model.teacher.trainable_variables))
+  else:
+    variables = list(model.trainable_variables)
+  if freeze_token_embeddings:
+    frozen = model.backbone.embeddings.token_embedding.embeddings
+    variables = [v for v in variables if v is not frozen]
+  return variables
 
 
 def reinit_students(model, seed):

@@ -9,12 +9,14 @@ import sys
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from fastbert_tf.data import pipeline
 from fastbert_tf.data import sources
 from fastbert_tf.data import vocab as vocab_lib
+from fastbert_tf.data.tokenizer import SentencePieceEncoder
 from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.inference import criteria
 from fastbert_tf.inference import evaluate
@@ -41,13 +43,17 @@ class TrainConfig:
   max_seq_length: int = 128
   max_train_samples: int = 0
   max_eval_samples: int = 0
-  preset: str = "quickstart"
+  preset: str = ""
   config_json: str = ""
-  pooling: str = "first"
+  pooling: str = ""
   init_checkpoint: str = ""
+  text_prefix: str | None = None
+  prune_vocab: bool = False
+  freeze_token_embeddings: bool = False
   phase: str = "all"
   batch_size: int = 32
   eval_batch_size: int = 64
+  length_group: int = 0
   finetune_epochs: int = 3
   finetune_learning_rate: float = 2e-5
   distill_epochs: int = 5
@@ -116,9 +122,35 @@ def checkpoint_info(cfg):
   return checkpoints.read_info(cfg.init_checkpoint)
 
 
-def build_encoder(cfg, train, info=None):
-  """The TextEncoder: from --vocab, the checkpoint's vocab, or a vocabulary
-  learned from the training text."""
+def build_encoder(cfg, train, info=None, distill_data=None):
+  """The encoder: the checkpoint's SentencePiece model, or WordPiece from
+  --vocab, the checkpoint's vocab or a vocabulary learned from the training
+  text; pruned to the ids the training (and phase-2) texts use under
+  --prune_vocab."""
+  if info and info.sentencepiece_model and not cfg.vocab:
+    prefix = info.text_prefix if cfg.text_prefix is None else cfg.text_prefix
+    encoder = SentencePieceEncoder(
+        info.sentencepiece_model, cfg.max_seq_length,
+        text_pair=train.is_pair, input_format=info.input_format,
+        text_prefix=prefix, kept_ids=info.kept_ids)
+  else:
+    encoder = _wordpiece_encoder(cfg, train, info)
+  if cfg.prune_vocab:
+    if encoder.kept_ids is not None:
+      raise ValueError(f"--prune_vocab: {cfg.init_checkpoint} is already "
+                       "pruned; prune from the full checkpoint instead")
+    texts = [t for data in (train, distill_data) if data is not None
+             for t in data.texts_a + (data.texts_b or ())]
+    kept = encoder.used_ids(texts)
+    logging.info("--prune_vocab: keeping %d of %d tokenizer ids (those the "
+                 "%d training and phase-2 texts use, plus specials); other "
+                 "ids map to the unknown token's row.", len(kept),
+                 encoder.tokenizer_vocabulary_size, len(texts))
+    encoder = encoder.replace(kept_ids=kept)
+  return encoder
+
+
+def _wordpiece_encoder(cfg, train, info):
   path = cfg.vocab or (info.vocab_path if info else "")
   lowercase = info.lowercase if info and not cfg.vocab else cfg.lowercase
   if not path:
@@ -131,55 +163,71 @@ def build_encoder(cfg, train, info=None):
   # segments 1/2), even with another --vocab.
   return TextEncoder(path, cfg.max_seq_length, lowercase=lowercase,
                      text_pair=train.is_pair,
-                     input_format=info.input_format if info else "bert")
+                     input_format=info.input_format if info else "bert",
+                     kept_ids=None if cfg.vocab or not info else info.kept_ids)
 
 
-def count_truncated(data, encoder, chunk=2048):
-  """How many examples of `data` are longer than the encoder's
-  max_seq_length (and so are cut), so truncation is never silent."""
-  truncated = 0
-  for start in range(0, len(data), chunk):
-    a = tf.constant(data.texts_a[start:start + chunk])
-    b = (None if data.texts_b is None
-         else tf.constant(data.texts_b[start:start + chunk]))
-    lengths = encoder.full_lengths(a, b)
-    truncated += int(tf.reduce_sum(
-        tf.cast(lengths > encoder.max_seq_length, tf.int32)))
-  return truncated
-
-
-def log_truncation(splits, encoder):
-  """Logs and returns {split: examples truncated to max_seq_length}."""
+def log_truncation(lengths, encoder):
+  """Logs and returns {split: examples truncated to max_seq_length}, from
+  {split: token_lengths}, so truncation is never silent."""
   counts = {}
-  for name, data in splits.items():
-    counts[name] = count_truncated(data, encoder)
+  for name, split_lengths in lengths.items():
+    counts[name] = int(np.sum(split_lengths > encoder.max_seq_length))
+    total = len(split_lengths)
     logging.info("%s: %d of %d examples (%.1f%%) are longer than "
                  "max_seq_length=%d tokens and are truncated.", name,
-                 counts[name], len(data), 100 * counts[name] / max(len(data), 1),
+                 counts[name], total, 100 * counts[name] / max(total, 1),
                  encoder.max_seq_length)
   return counts
 
 
-def build_model(cfg, encoder, num_classes, info=None):
-  """A FastBertClassifier from the checkpoint's architecture (with the
-  paper's 128-wide classifiers), or else the config json / preset."""
+def model_architecture(cfg, encoder, num_classes, info=None):
+  """FastBertClassifier kwargs: the checkpoint's backbone (a --preset must
+  agree with it and adds its classifier settings; else the paper's
+  128-wide heads), or the --config_json / --preset architecture."""
   if info:
     arch = dict(info.architecture)
-  elif cfg.config_json:
-    arch = presets.load_config_json(cfg.config_json)
+    if cfg.preset:
+      preset = presets.get_preset(cfg.preset)
+      differ = {k: (v, arch[k]) for k, v in preset.items()
+                if k in arch and arch[k] != v}
+      if differ:
+        raise ValueError(
+            f"--preset={cfg.preset} does not describe --init_checkpoint="
+            f"{cfg.init_checkpoint}: (preset, checkpoint) differ in {differ}")
+      arch.update({k: preset[k] for k in presets.CLASSIFIER_KEYS
+                   if k in preset})
+    if encoder.kept_ids is not None:
+      arch["vocabulary_size"] = encoder.vocabulary_size
+    elif encoder.vocabulary_size > arch["vocabulary_size"]:
+      raise ValueError(
+          f"the tokenizer has {encoder.vocabulary_size} ids but "
+          f"{cfg.init_checkpoint} only {arch['vocabulary_size']} embedding "
+          "rows")
   else:
-    arch = presets.get_preset(cfg.preset)
-  arch.update(vocabulary_size=encoder.vocabulary_size, num_classes=num_classes,
-              pooling=cfg.pooling)
+    arch = (presets.load_config_json(cfg.config_json) if cfg.config_json
+            else presets.get_preset(cfg.preset or "quickstart"))
+    arch["vocabulary_size"] = encoder.vocabulary_size
+  arch["num_classes"] = num_classes
+  arch["pooling"] = cfg.pooling or arch.get("pooling", "first")
   if arch.get("max_sequence_length", 512) < cfg.max_seq_length:
     raise ValueError(
         f"--max_seq_length={cfg.max_seq_length} exceeds the architecture's "
         f"max_sequence_length={arch['max_sequence_length']}")
-  model = FastBertClassifier(**arch)
+  return arch
+
+
+def build_model(cfg, encoder, num_classes, info=None):
+  """A FastBertClassifier (see model_architecture), its backbone restored
+  from --init_checkpoint (only the kept rows under --prune_vocab)."""
+  model = FastBertClassifier(
+      **model_architecture(cfg, encoder, num_classes, info))
   model.build()
   if info:
     from fastbert_tf import checkpoints  # pylint: disable=g-import-not-at-top
-    report = checkpoints.restore_backbone(model.backbone, cfg.init_checkpoint)
+    report = checkpoints.restore_backbone(
+        model.backbone, cfg.init_checkpoint,
+        kept_ids=encoder.kept_ids if cfg.prune_vocab else None)
     logging.info("Initialised the backbone from %s (%s): %s",
                  cfg.init_checkpoint, info.format, report.summary())
   return model
@@ -193,7 +241,8 @@ def run_phase(model, phase, train_ds, dev_ds, epochs, learning_rate,
       cfg.weight_decay)
   model.compile(optimizer, phase=phase, kl_direction=cfg.kl_direction,
                 student_reduction=cfg.student_reduction,
-                teacher_dropout=cfg.teacher_dropout)
+                teacher_dropout=cfg.teacher_dropout,
+                freeze_token_embeddings=cfg.freeze_token_embeddings)
   callbacks = [keras.callbacks.TensorBoard(
       os.path.join(cfg.model_dir, "logs", phase))]
   if phase != "distill":
@@ -230,13 +279,17 @@ def run_training(cfg):
       phases.reinit_students(model, cfg.seed)
   else:
     info = checkpoint_info(cfg)
-    encoder = build_encoder(cfg, splits["train"], info)
+    encoder = build_encoder(cfg, splits["train"], info, distill_data)
     model = build_model(cfg, encoder, num_classes, info)
-  truncated = log_truncation(splits, encoder)
-  make = lambda d, **kw: pipeline.make_dataset(d, encoder, **kw)
+  lengths = {name: pipeline.token_lengths(data, encoder)
+             for name, data in splits.items()}
+  truncated = log_truncation(lengths, encoder)
+  make = lambda d, **kw: pipeline.make_dataset(
+      d, encoder, length_group=cfg.length_group, **kw)
   train_ds = make(splits["train"], batch_size=cfg.batch_size, shuffle=True,
-                  seed=cfg.seed)
-  dev_ds = make(splits["dev"], batch_size=cfg.eval_batch_size)
+                  seed=cfg.seed, lengths=lengths["train"])
+  dev_ds = make(splits["dev"], batch_size=cfg.eval_batch_size,
+                lengths=lengths["dev"])
   steps = math.ceil(len(splits["train"]) / cfg.batch_size)
   histories = {}
   if cfg.phase in ("all", "finetune", "joint"):
@@ -270,7 +323,8 @@ def evaluate_and_write(model, encoder, test, cfg, histories, train_seconds,
   # The encoder's length, not the flag's: under --phase=distill the encoder
   # (and so the padded length FLOPs are counted at) comes from model_dir.
   table = flops_lib.flops_table(model.get_config(), encoder.max_seq_length)
-  test_ds = pipeline.make_dataset(test, encoder, batch_size=cfg.eval_batch_size)
+  test_ds = pipeline.make_dataset(test, encoder, batch_size=cfg.eval_batch_size,
+                                  length_group=cfg.length_group)
   criterion = criteria.ExitCriterion(cfg.exit_criterion, top_k=cfg.top_k)
   records = evaluate.evaluate_speeds(model, test_ds, cfg.speeds, table,
                                      criterion)
