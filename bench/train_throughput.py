@@ -21,6 +21,7 @@ from absl import app
 from absl import flags
 
 from bench import common
+from fastbert_tf.models import phases
 from fastbert_tf.models import presets
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
 from fastbert_tf.training import optimization
@@ -50,7 +51,8 @@ def _fastbert(phase):
   arch.update(vocabulary_size=FLAGS.vocabulary_size, num_classes=2)
   model = FastBertClassifier(**arch)
   model.build()
-  model.compile(optimization.make_optimizer(2e-5, 1000), phase=phase)
+  model.phase_config = phases.PhaseConfig(phase)
+  model.compile(optimization.make_optimizer(2e-5, 1000))
   return model
 
 

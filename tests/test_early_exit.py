@@ -125,6 +125,40 @@ def test_flops_output_follows_the_exit_layer(model, run):
   np.testing.assert_allclose(got["flops"], want, rtol=1e-6)
 
 
+@pytest.mark.parametrize("criterion", ["entropy", "patience"])
+def test_mixed_speeds_in_one_batch_equal_each_sample_alone(model, criterion):
+  """Per-sample speed: every sample exits where its own speed says, with
+  the answer (and cost) it gets run alone at that speed."""
+  from fastbert_tf.inference import criteria  # pylint: disable=g-import-not-at-top
+  crit = criteria.ExitCriterion(criterion)
+  inputs = testing.random_inputs(24, 10, VOCAB, seed=11)
+  speeds = np.tile(np.array([0.0, 0.3, 0.6, 1.0, 0.45, 0.9], np.float32), 4)
+  for dispatch in early_exit.DISPATCHES:
+    run = early_exit.compiled_early_exit(model, _flops(model), crit, dispatch)
+    mixed = _call(run, inputs, speeds)
+    # Patience cannot answer at layer 1 (no agreement seen yet).
+    assert len(set(mixed["exit_layer"].tolist())) >= (
+        2 if criterion == "patience" else 3)
+    for i, speed in enumerate(speeds):
+      length = int(inputs["padding_mask"][i].sum())
+      alone = _call(run, {k: v[i:i + 1, :length] for k, v in inputs.items()},
+                    speed)
+      for key in ("exit_layer", "label"):
+        np.testing.assert_array_equal(mixed[key][i:i + 1], alone[key])
+      for key in ("probabilities", "uncertainty", "flops"):
+        np.testing.assert_allclose(mixed[key][i:i + 1], alone[key],
+                                   atol=1e-6, rtol=1e-6)
+
+
+def test_speed_must_be_a_scalar_or_one_per_sample(run):
+  inputs = testing.random_inputs(3, 5, VOCAB)
+  np.testing.assert_array_equal(
+      _call(run, inputs, [0.3])["exit_layer"],
+      _call(run, inputs, 0.3)["exit_layer"])
+  with pytest.raises(tf.errors.InvalidArgumentError, match="one value per"):
+    _call(run, inputs, [0.3, 0.5])
+
+
 def test_empty_batch_returns_empty_outputs(run):
   empty = np.zeros([0, 5], np.int32)
   got = _call(run, dict(token_ids=empty, segment_ids=empty,

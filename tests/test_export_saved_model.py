@@ -2,8 +2,11 @@
 
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -16,7 +19,10 @@ from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.inference import criteria
 from fastbert_tf.inference import early_exit
 from fastbert_tf.inference import flops as flops_lib
+from fastbert_tf.models import saving
 from fastbert_tf.serving import export
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TEXTS = ["a b z", "c", "z z z d e", "好 书", "q r s t u v w x y"]
 SPEEDS = (0.0, 0.3, 1.0)
@@ -63,6 +69,11 @@ def test_layout_is_versioned_atomic_with_warmup(exported):
           for r in tf.data.TFRecordDataset(warmup)]
   assert [l.predict_log.request.model_spec.signature_name for l in logs] == [
       "serving_default", "predict_text", "predict_ids"]
+  # float32 [batch] speed: TF Serving's batching session refuses a scalar,
+  # and a failed warmup fails the version's load.
+  for l in logs:
+    speed = tf.make_ndarray(l.predict_log.request.inputs["speed"])
+    assert speed.dtype == np.float32 and speed.shape == (2,)
   assert export.next_version(base) == 2
   with pytest.raises(FileExistsError, match="immutable"):
     export.export_saved_model(model, encoder, base, version=1)
@@ -79,7 +90,8 @@ def _cli_show(path, signature):
   shown = subprocess.run([cli, "show", "--dir", path, "--tag_set", "serve",
                           "--signature_def", signature],
                          capture_output=True, text=True, check=True).stdout
-  pattern = r"(inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))"
+  pattern = (r"(inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+"
+             r"shape: (\([^)]*\)|unknown_rank)")
   return {(kind, name): (dtype, shape)
           for kind, name, dtype, shape in re.findall(pattern, shown)}
 
@@ -91,7 +103,8 @@ def test_signature_contract_as_saved_model_cli_shows_it(exported):
              ("outputs", "exit_layer"): ("DT_INT32", "(-1)"),
              ("outputs", "uncertainty"): ("DT_FLOAT", "(-1)"),
              ("outputs", "flops"): ("DT_FLOAT", "(-1)")}
-  speed = {("inputs", "speed"): ("DT_FLOAT", "()")}
+  # A scalar or float32 [batch]: unknown rank, so one signature takes both.
+  speed = {("inputs", "speed"): ("DT_FLOAT", "unknown_rank")}
   ids = {("inputs", n): ("DT_INT32", "(-1, -1)")
          for n in ("token_ids", "segment_ids", "padding_mask")}
   text = {("inputs", "text"): ("DT_STRING", "(-1)")}
@@ -135,6 +148,9 @@ def test_tf1_session_loader_equals_eager(exported):
     (dict(token_ids=[[2, 99, 3]]), "token_ids must lie in"),
     (dict(segment_ids=[[0, 5, 0]]), "segment_ids must lie in"),
     (dict(padding_mask=[[1, 1]]), "padding_mask must have the shape"),
+    (dict(token_ids=[[2, 7, 3], [2, 8, 3]], segment_ids=[[0, 0, 0]] * 2,
+          padding_mask=[[1, 1, 1], [0, 0, 0]]),
+     "padding_mask has a row of zeros"),
 ])
 def test_bad_requests_are_invalid_argument_naming_the_input(loaded, change,
                                                             message):
@@ -208,6 +224,93 @@ def test_tensor_array_dispatch_export_equals_eager_in_both_loaders(
       feed[sig.inputs["speed"].name] = np.float32(speed)
       _assert_same(sess.run({k: v.name for k, v in sig.outputs.items()}, feed),
                    want)
+
+
+def _host():
+  return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())
+
+
+def test_stale_tmp_dirs_of_dead_exports_are_removed(exported, tmp_path):
+  model, encoder, _, _ = exported
+  base = str(tmp_path)
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True).stdout
+  names = {"dead": f".tmp-3-{dead.strip()}@{_host()}-0123abcd",
+           "alive": f".tmp-4-{os.getpid()}@{_host()}-0123abcd",
+           "old": ".tmp-5-0123abcd",  # an older format: judged by its age
+           "recent": ".tmp-6-4567abcd"}
+  for name in names.values():
+    os.makedirs(os.path.join(base, name, "variables"))
+  two_days_ago = time.time() - 2 * 24 * 3600
+  for path in (os.path.join(base, names["old"]),
+               os.path.join(base, names["old"], "variables")):
+    os.utime(path, (two_days_ago, two_days_ago))
+  export.export_saved_model(model, encoder, base)
+  assert sorted(os.listdir(base)) == sorted(
+      ["1", names["alive"], names["recent"]])
+
+
+def test_racing_exports_end_as_two_versions(exported, tmp_path, monkeypatch):
+  """Two exports that chose the same free version: the loser of the
+  rename takes the next number instead of failing (AlreadyExistsError)."""
+  model, encoder, _, _ = exported
+  base = str(tmp_path)
+  monkeypatch.setattr(export, "next_version", lambda b: 1)  # a stale view
+  first = export.export_saved_model(model, encoder, base)
+  second = export.export_saved_model(model, encoder, base)  # chose 1 too
+  assert (first, second) == (os.path.join(base, "1"), os.path.join(base, "2"))
+  assert sorted(os.listdir(base)) == ["1", "2"]
+  assert "predict_ids" in tf.saved_model.load(second).signatures
+  # An explicit version that another export takes meanwhile: a clear error,
+  # and this export's temporary directory is gone.
+  write = export.write_warmup_requests
+  monkeypatch.setattr(export, "write_warmup_requests", lambda *a: (
+      write(*a), os.makedirs(os.path.join(base, "7", "variables"))))
+  with pytest.raises(FileExistsError, match="7 appeared while this export"):
+    export.export_saved_model(model, encoder, base, version=7)
+  assert sorted(os.listdir(base)) == ["1", "2", "7"]
+
+
+def _export_cli(model_dir, base):
+  return subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, "export", "export_saved_model.py"),
+       f"--model_dir={model_dir}", f"--export_base={base}"], cwd=ROOT,
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+def _when_tmp_appears(proc, base):
+  """Waits for the export's .tmp-* directory (or the process's end)."""
+  deadline = time.monotonic() + 600
+  while time.monotonic() < deadline and proc.poll() is None:
+    if any(n.startswith(".tmp-") for n in os.listdir(base)):
+      return True
+    time.sleep(0.02)
+  return False
+
+
+def test_killed_exports_leave_nothing_behind(exported, tmp_path):
+  """SIGTERM: the export removes its own temporary directory. kill -9:
+  the next export removes it."""
+  model, encoder, _, _ = exported
+  model_dir, base = str(tmp_path / "model"), str(tmp_path / "base")
+  saving.save_model(model, encoder, model_dir)
+  os.makedirs(base)
+  for sig in (signal.SIGTERM, signal.SIGKILL):
+    proc = _export_cli(model_dir, base)
+    try:
+      assert _when_tmp_appears(proc, base), proc.communicate()[1][-2000:]
+      proc.send_signal(sig)
+      assert proc.wait(timeout=120) == (
+          128 + sig if sig == signal.SIGTERM else -sig)
+    finally:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    left = [n for n in os.listdir(base) if n.startswith(".tmp-")]
+    assert len(left) == (0 if sig == signal.SIGTERM else 1), left
+  export.export_saved_model(model, encoder, base)
+  assert os.listdir(base) == ["1"]
 
 
 if __name__ == "__main__":

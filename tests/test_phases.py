@@ -8,8 +8,14 @@ import pytest
 import tensorflow as tf
 
 from fastbert_tf import testing
+from fastbert_tf.models import phases as model_phases
 from fastbert_tf.training import optimization
 from fastbert_tf.training import phases
+
+
+def _compile(model, optimizer, phase, **options):
+  model.phase_config = model_phases.PhaseConfig(phase, **options)
+  model.compile(optimizer)
 
 
 def _batch(model, seed=0):
@@ -21,7 +27,7 @@ def _batch(model, seed=0):
 
 def _changed_after_one_step(model, phase):
   """Paths of the weights one train step of `phase` modified."""
-  model.compile(keras.optimizers.SGD(0.5), phase=phase)
+  _compile(model, keras.optimizers.SGD(0.5), phase)
   before = {v.path: v.numpy().copy() for v in model.weights}
   inputs, labels = _batch(model)
   if phase == "distill":
@@ -82,14 +88,14 @@ def test_reinit_students_redraws_only_the_students():
 
 def test_phase_variable_selection_partitions_the_model():
   model = testing.tiny_model()
-  finetune = {v.path for v in phases.trainable_variables(model, "finetune")}
-  distill = {v.path for v in phases.trainable_variables(model, "distill")}
+  finetune = {v.path for v in model_phases.trainable_variables(model, "finetune")}
+  distill = {v.path for v in model_phases.trainable_variables(model, "distill")}
   everything = {v.path for v in model.trainable_variables}
   assert finetune.isdisjoint(distill)
   assert finetune | distill == everything
-  assert {v.path for v in phases.trainable_variables(model, "joint")} == everything
+  assert {v.path for v in model_phases.trainable_variables(model, "joint")} == everything
   with pytest.raises(ValueError, match="phase"):
-    phases.trainable_variables(model, "warmup")
+    model_phases.trainable_variables(model, "warmup")
 
 
 def test_teacher_dropout_switch_changes_the_soft_labels():
@@ -97,8 +103,8 @@ def test_teacher_dropout_switch_changes_the_soft_labels():
   inputs, _ = _batch(model)
   losses = []
   for teacher_dropout in (False, True):
-    model.compile(keras.optimizers.SGD(0.0), phase="distill",
-                  teacher_dropout=teacher_dropout)
+    _compile(model, keras.optimizers.SGD(0.0), "distill",
+             teacher_dropout=teacher_dropout)
     keras.utils.set_random_seed(0)
     runs = [float(model.train_on_batch(inputs, return_dict=True)["loss"])
             for _ in range(2)]
@@ -111,7 +117,7 @@ def test_teacher_dropout_switch_changes_the_soft_labels():
 def test_fit_reports_true_epoch_losses():
   model = testing.tiny_model(seed=3)
   inputs, labels = _batch(model)
-  model.compile(keras.optimizers.SGD(0.0), phase="finetune")
+  _compile(model, keras.optimizers.SGD(0.0), "finetune")
   history = model.fit(tf.data.Dataset.from_tensors((inputs, labels)).repeat(3),
                       epochs=2, verbose=0)
   expected = model.evaluate(inputs, labels, verbose=0, return_dict=True)
@@ -124,18 +130,26 @@ def test_fit_reports_true_epoch_losses():
 def test_finetune_without_labels_is_an_error():
   model = testing.tiny_model()
   inputs, _ = _batch(model)
-  model.compile(keras.optimizers.SGD(0.1), phase="finetune")
+  _compile(model, keras.optimizers.SGD(0.1), "finetune")
   with pytest.raises(ValueError, match="needs labels"):
     model.train_on_batch(inputs)
 
 
-def test_compile_rejects_unknown_switches():
-  model = testing.tiny_model()
-  with pytest.raises(ValueError, match="direction"):
-    model.compile(keras.optimizers.SGD(0.1), phase="distill",
-                  kl_direction="backwards")
+def test_phase_config_rejects_unknown_switches():
+  with pytest.raises(ValueError, match="kl_direction"):
+    model_phases.PhaseConfig("distill", kl_direction="backwards")
   with pytest.raises(ValueError, match="phase"):
-    model.compile(keras.optimizers.SGD(0.1), phase="pretrain")
+    model_phases.PhaseConfig("pretrain")
+  with pytest.raises(ValueError, match="student_reduction"):
+    model_phases.PhaseConfig("distill", student_reduction="max")
+
+
+def test_compile_refuses_a_loss_or_metrics_it_would_ignore():
+  model = testing.tiny_model()
+  with pytest.raises(ValueError, match="metrics"):
+    model.compile("sgd", metrics=["accuracy"])
+  with pytest.raises(ValueError, match="loss"):
+    model.compile("sgd", loss="mse")
 
 
 def test_schedule_warms_up_then_decays_to_zero():

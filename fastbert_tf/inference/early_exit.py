@@ -39,8 +39,10 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
   Args:
     model: a built FastBertClassifier.
     token_ids, segment_ids, padding_mask: int32 [batch, seq].
-    speed: float32 scalar threshold in [0, 1]; a sample exits at the first
-      layer whose criterion score is < speed. 0 = always the teacher.
+    speed: float32 threshold(s) in [0, 1]: a scalar for the whole batch,
+      or [batch], one per sample (each sample exits where its own speed
+      says). A sample exits at the first layer whose criterion score is
+      < speed; 0 = always the teacher.
     flops: FlopsTable of the model (for the per-sample `flops` output).
     criterion: criteria.ExitCriterion; normalized entropy by default.
     dispatch: "cond" or "tensor_array", how the loop selects layer i (see
@@ -57,24 +59,29 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
     raise ValueError(f"dispatch must be one of {DISPATCHES}, got {dispatch!r}")
   num_layers = model.num_layers
   num_classes = model.num_classes
-  speed = tf.cast(speed, tf.float32)
   batch = tf.shape(token_ids)[0]
+  speed = per_sample_speed(speed, batch)
   mask = tf.cast(padding_mask, tf.bool)
   hidden = model.backbone.embed(token_ids, segment_ids, training=False)
   hidden_dim = hidden.shape[-1]
 
-  # No uncertainty is below a speed of 0, so students cannot answer: skip
-  # them and their bookkeeping, and speed 0 costs the plain model (layers +
-  # teacher) plus the loop's control flow.
-  students_can_exit = speed > 0.0
+  # No uncertainty is below a speed of 0, so students cannot answer: when
+  # every sample's speed is 0, skip them and their bookkeeping, and the
+  # batch costs the plain model (layers + teacher) plus the loop's control
+  # flow.
+  students_can_exit = tf.reduce_any(speed > 0.0)
   run_layer = (_cond_dispatch if dispatch == "cond" else
                _tensor_array_dispatch)(model, students_can_exit)
 
-  def record(i, logits, x, m, active, results, state):
+  def record(i, logits, x, m, active, sp, results, state):
     """Writes the answers of the samples done at layer i+1, drops them."""
     log_probs = tf.nn.log_softmax(logits)
-    u, state = criterion.step(log_probs, state, num_layers)
-    done = tf.logical_or(u < speed, tf.equal(i, num_layers - 1))
+    u, new_state = criterion.step(log_probs, state, num_layers)
+    # A speed-0 sample in a batch whose other samples may exit early sees
+    # the students run, but answers as if alone: its (patience) state
+    # stays fresh, as when the students are skipped.
+    state = tuple(tf.where(sp > 0.0, n, o) for n, o in zip(new_state, state))
+    done = tf.logical_or(u < sp, tf.equal(i, num_layers - 1))
     # One Where per side and plain gathers instead of a boolean_mask (its
     # own Where, reshapes) per tensor: at batch 1 every op costs time.
     done_rows = tf.where(done)[:, 0]
@@ -87,43 +94,60 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
         results, tf.gather(active, done_rows)[:, None],
         tf.gather(answer, done_rows))
     keep = lambda t: tf.gather(t, keep_rows)
-    return (keep(x), keep(m), keep(active), results, tuple(map(keep, state)))
+    return (keep(x), keep(m), keep(active), keep(sp), results,
+            tuple(map(keep, state)))
 
-  def body(i, x, m, active, results, *state):
+  def body(i, x, m, active, sp, results, *state):
     x, logits = run_layer(i, x, m)
-    # At speed 0 only the teacher's answer is recorded: the students'
-    # layers pass the batch through untouched.
-    x, m, active, results, state = tf.cond(
+    # When no sample can exit early only the teacher's answer is recorded:
+    # the students' layers pass the batch through untouched.
+    x, m, active, sp, results, state = tf.cond(
         tf.logical_or(students_can_exit, tf.equal(i, num_layers - 1)),
-        lambda: record(i, logits, x, m, active, results, state),
-        lambda: (x, m, active, results, state))
-    return (i + 1, x, m, active, results, *state)
+        lambda: record(i, logits, x, m, active, sp, results, state),
+        lambda: (x, m, active, sp, results, state))
+    return (i + 1, x, m, active, sp, results, *state)
 
   def cond(i, x, m, active, *unused):
     return tf.logical_and(i < num_layers, tf.size(active) > 0)
 
-  loop_vars = (tf.constant(0), hidden, mask, tf.range(batch),
+  loop_vars = (tf.constant(0), hidden, mask, tf.range(batch), speed,
                tf.zeros([batch, num_classes + 2]))
   invariants = (tf.TensorShape([]), tf.TensorShape([None, None, hidden_dim]),
                 tf.TensorShape([None, None]), tf.TensorShape([None]),
+                tf.TensorShape([None]),
                 tf.TensorShape([None, num_classes + 2]))
   # Only stateful criteria (patience) carry per-sample state through the loop;
   # at speed 0 it stays fresh, so skipped students never count as agreeing.
   state = criterion.initial_state(batch) if criterion.stateful else ()
   loop_vars += tuple(state)
   invariants += tuple(tf.TensorShape([None]) for _ in state)
-  _, _, _, _, results, *_ = tf.while_loop(
+  _, _, _, _, _, results, *_ = tf.while_loop(
       cond, body, loop_vars, shape_invariants=invariants)
   probs = results[:, :num_classes]
   unc = results[:, num_classes]
   exit_layer = tf.cast(results[:, num_classes + 1], tf.int32)
   flops_by_exit = tf.constant([0.0] + [float(f) for f in flops.cumulative()])
-  sample_flops = tf.where(students_can_exit,
-                          tf.gather(flops_by_exit, exit_layer),
-                          tf.fill(tf.shape(exit_layer), float(flops.baseline)))
+  # What each sample costs alone: a speed-0 sample needs no student.
+  sample_flops = tf.where(speed > 0.0, tf.gather(flops_by_exit, exit_layer),
+                          float(flops.baseline))
   return dict(probabilities=probs,
               label=tf.argmax(probs, axis=-1, output_type=tf.int32),
               exit_layer=exit_layer, uncertainty=unc, flops=sample_flops)
+
+
+def per_sample_speed(speed, batch):
+  """float32 scalar, [1] or [batch] speed -> float32 [batch].
+
+  Raises (in the graph) InvalidArgumentError when speed has another size.
+  """
+  speed = tf.reshape(tf.cast(speed, tf.float32), [-1])
+  size = tf.size(speed)
+  check = tf.debugging.Assert(
+      tf.logical_or(tf.equal(size, 1), tf.equal(size, batch)),
+      ["speed must be a scalar or hold one value per sample; got", size,
+       "values for a batch of", batch])
+  with tf.control_dependencies([check]):
+    return tf.broadcast_to(speed, tf.reshape(batch, [1]))
 
 
 def _cond_dispatch(model, students_can_exit):
@@ -219,7 +243,8 @@ def compiled_early_exit(model, flops, criterion=criteria.ExitCriterion(),
   for any batch size and sequence length."""
   ids = tf.TensorSpec([None, None], tf.int32)
 
-  @tf.function(input_signature=[ids, ids, ids, tf.TensorSpec([], tf.float32)])
+  # speed: a scalar or one per sample (unknown rank, so both trace once).
+  @tf.function(input_signature=[ids, ids, ids, tf.TensorSpec(None, tf.float32)])
   def run(token_ids, segment_ids, padding_mask, speed):
     return early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
                       criterion, dispatch)

@@ -24,22 +24,31 @@ class UerLayerNormalization(keras.layers.Layer):
   def __init__(self, epsilon=1e-6, **kwargs):
     super().__init__(**kwargs)
     self.epsilon = epsilon
+    # Inputs arrive in the compute dtype and are cast to float32 in call().
+    self.autocast = False
 
   def build(self, input_shape):
     dim = (input_shape[-1],)
-    self.gamma = self.add_weight(name="gamma", shape=dim, initializer="ones")
-    self.beta = self.add_weight(name="beta", shape=dim, initializer="zeros")
+    self.gamma = self.add_weight(name="gamma", shape=dim, initializer="ones",
+                                 autocast=False)
+    self.beta = self.add_weight(name="beta", shape=dim, initializer="zeros",
+                                autocast=False)
     self.built = True
 
   def call(self, inputs):
-    """float [..., dim] -> float [..., dim], normalised over the last axis."""
-    mean = ops.mean(inputs, axis=-1, keepdims=True)
-    centered = inputs - mean
-    dim = ops.cast(ops.shape(inputs)[-1], inputs.dtype)
+    """float [..., dim] -> float [..., dim] (the compute dtype),
+    normalised over the last axis; statistics in float32 whatever the
+    policy, as Keras' LayerNormalization does."""
+    x = ops.cast(inputs, "float32")
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    centered = x - mean
+    dim = ops.cast(ops.shape(x)[-1], "float32")
     variance = ops.sum(ops.square(centered), axis=-1, keepdims=True) / (
         dim - 1.0)
-    return self.gamma * centered / (ops.sqrt(variance) + self.epsilon) + (
-        self.beta)
+    gamma = ops.cast(self.gamma, "float32")
+    beta = ops.cast(self.beta, "float32")
+    out = gamma * centered / (ops.sqrt(variance) + self.epsilon) + beta
+    return ops.cast(out, self.compute_dtype)
 
   def get_config(self):
     config = super().get_config()
@@ -47,12 +56,13 @@ class UerLayerNormalization(keras.layers.Layer):
     return config
 
 
-def layer_normalization(layer_norm_type, epsilon, name):
+def layer_normalization(layer_norm_type, epsilon, name, dtype=None):
   """A LayerNorm of the given kind: "bert" (Keras') or "uer"."""
   if layer_norm_type == "bert":
-    return keras.layers.LayerNormalization(epsilon=epsilon, name=name)
+    return keras.layers.LayerNormalization(epsilon=epsilon, name=name,
+                                           dtype=dtype)
   if layer_norm_type == "uer":
-    return UerLayerNormalization(epsilon=epsilon, name=name)
+    return UerLayerNormalization(epsilon=epsilon, name=name, dtype=dtype)
   raise ValueError(f"layer_norm_type {layer_norm_type!r}, expected one of "
                    f"{LAYER_NORM_TYPES}")
 
@@ -89,18 +99,21 @@ class BertEmbeddings(keras.layers.Layer):
     self.layer_norm_epsilon = layer_norm_epsilon
     self.layer_norm_type = layer_norm_type
     init = keras.initializers.TruncatedNormal(stddev=0.02)
+    policy = self.dtype_policy
     self.token_embedding = keras.layers.Embedding(
         vocabulary_size, hidden_dim, embeddings_initializer=init,
-        name="token_embedding")
+        dtype=policy, name="token_embedding")
     self.position_embedding = keras_hub.layers.PositionEmbedding(
-        max_sequence_length, initializer=init, name="position_embedding")
+        max_sequence_length, initializer=init, dtype=policy,
+        name="position_embedding")
     self.segment_embedding = keras.layers.Embedding(
-        num_segments, hidden_dim, embeddings_initializer=init,
+        num_segments, hidden_dim, embeddings_initializer=init, dtype=policy,
         name="segment_embedding")
     self.layer_norm = layer_normalization(
-        layer_norm_type, layer_norm_epsilon, name="embeddings_layer_norm")
-    self.dropout_layer = keras.layers.Dropout(dropout,
-                                              name="embeddings_dropout")
+        layer_norm_type, layer_norm_epsilon, name="embeddings_layer_norm",
+        dtype=policy)
+    self.dropout_layer = keras.layers.Dropout(
+        dropout, dtype=policy, name="embeddings_dropout")
 
   def build(self, token_ids_shape):
     self.token_embedding.build(token_ids_shape)
@@ -119,7 +132,7 @@ class BertEmbeddings(keras.layers.Layer):
       training: bool, enables dropout.
 
     Returns:
-      float32 [batch, seq, hidden_dim].
+      [batch, seq, hidden_dim] in the compute dtype.
     """
     tokens = self.token_embedding(token_ids)
     x = tokens + self.position_embedding(tokens)

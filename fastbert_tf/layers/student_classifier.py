@@ -40,14 +40,18 @@ class StudentClassifier(keras.layers.Layer):
     self.num_heads = num_heads
     self.pooling = pooling
     self.dropout = dropout
+    policy = self.dtype_policy
     self.input_dense = keras.layers.Dense(hidden_dim, activation="tanh",
-                                          name="input_dense")
+                                          dtype=policy, name="input_dense")
     self.attention = keras.layers.MultiHeadAttention(
         num_heads=num_heads, key_dim=hidden_dim // num_heads, dropout=dropout,
-        name="self_attention")
+        dtype=policy, name="self_attention")
     self.pooled_dense = keras.layers.Dense(hidden_dim, activation="tanh",
-                                           name="pooled_dense")
-    self.logits_dense = keras.layers.Dense(num_classes, name="logits_dense")
+                                           dtype=policy, name="pooled_dense")
+    # float32 whatever the policy: softmax, losses and the exit criteria
+    # read these logits (Keras' mixed-precision guidance for outputs).
+    self.logits_dense = keras.layers.Dense(num_classes, dtype="float32",
+                                           name="logits_dense")
 
   def build(self, hidden_shape):
     self.input_dense.build(hidden_shape)
@@ -61,7 +65,7 @@ class StudentClassifier(keras.layers.Layer):
     """Classifies a batch of hidden states.
 
     Args:
-      hidden: float32 [batch, seq, backbone_hidden_dim].
+      hidden: [batch, seq, backbone_hidden_dim], the compute dtype.
       padding_mask: int32 or bool [batch, seq]; 1/True marks real tokens.
       training: bool, enables attention dropout.
 
@@ -86,7 +90,8 @@ class StudentClassifier(keras.layers.Layer):
       # Average over real tokens (the authors' "mean" averaged features).
       total = ops.sum(x * weights, axis=1)
       return total / ops.maximum(ops.sum(weights, axis=1), 1.0)
-    very_negative = ops.cast(-1e9, x.dtype)
+    # float16's largest is 65504: -1e9 would be -inf, and -inf * 0 is NaN.
+    very_negative = ops.cast(-6e4 if x.dtype == "float16" else -1e9, x.dtype)
     return ops.max(ops.where(weights > 0, x, very_negative), axis=1)
 
   def get_config(self):

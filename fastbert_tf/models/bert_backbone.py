@@ -54,7 +54,8 @@ class BertBackbone(keras.layers.Layer):
         vocabulary_size, hidden_dim, max_sequence_length,
         num_segments=num_segments, dropout=dropout,
         layer_norm_epsilon=layer_norm_epsilon,
-        layer_norm_type=layer_norm_type, name="embeddings")
+        layer_norm_type=layer_norm_type, dtype=self.dtype_policy,
+        name="embeddings")
     encoder = (UerTransformerEncoder if layer_norm_type == "uer" else
                keras_hub.layers.TransformerEncoder)
     self.transformer_layers = [
@@ -63,7 +64,7 @@ class BertBackbone(keras.layers.Layer):
             dropout=dropout, activation=_activation(activation),
             layer_norm_epsilon=layer_norm_epsilon,
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            name=f"transformer_layer_{i}")
+            dtype=self.dtype_policy, name=f"transformer_layer_{i}")
         for i in range(num_layers)
     ]
 
@@ -75,7 +76,8 @@ class BertBackbone(keras.layers.Layer):
     self.built = True
 
   def embed(self, token_ids, segment_ids, training=None):
-    """int32 [batch, seq] ids -> float32 [batch, seq, hidden_dim]."""
+    """int32 [batch, seq] ids -> [batch, seq, hidden_dim] in the compute
+    dtype (float32, or float16/bfloat16 under a mixed policy)."""
     return self.embeddings(token_ids, segment_ids, training=training)
 
   def call(self, inputs, training=None):
@@ -87,8 +89,8 @@ class BertBackbone(keras.layers.Layer):
       training: bool, enables dropout.
 
     Returns:
-      list of num_layers float32 [batch, seq, hidden_dim] tensors, the output
-      of each transformer layer in order.
+      list of num_layers [batch, seq, hidden_dim] tensors in the compute
+      dtype, the output of each transformer layer in order.
     """
     mask = ops.cast(inputs["padding_mask"], "bool")
     x = self.embed(inputs["token_ids"], inputs["segment_ids"], training)

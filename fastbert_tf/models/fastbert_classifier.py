@@ -5,9 +5,9 @@ import tensorflow as tf
 from keras import ops
 
 from fastbert_tf.layers.student_classifier import StudentClassifier
+from fastbert_tf.models import losses
+from fastbert_tf.models import phases
 from fastbert_tf.models.bert_backbone import BertBackbone
-from fastbert_tf.training import losses
-from fastbert_tf.training import phases
 
 
 @keras.saving.register_keras_serializable(package="fastbert_tf")
@@ -18,18 +18,38 @@ class FastBertClassifier(keras.Model):
   `student_classifier_{i}` after transformer layer i (0-based, i < L-1) and
   `teacher_classifier` after the last layer.
 
-  `call()` evaluates every classifier and returns logits float32
-  [batch, num_layers, num_classes] (index L-1 is the teacher). Per-sample
-  early exit lives in `fastbert_tf.inference.early_exit`.
+  `call()` (and so `predict()`) evaluates EVERY classifier and returns
+  logits float32 [batch, num_layers, num_classes] (index L-1 is the
+  teacher): no early exit. Per-sample early exit is
+  `fastbert_tf.inference.early_exit` (or `fastbert_tf.Predictor`).
 
-  Training: `compile(optimizer, phase=...)` picks what `train_step` does:
+  Training: set `phase_config` (models.phases.PhaseConfig), then the usual
+  `compile(optimizer)` and `fit()`. What `train_step` does:
     finetune: cross-entropy of the teacher; backbone and teacher train.
     distill:  KL(teacher, student) summed over students; students train only,
               the frozen backbone and teacher run outside the gradient tape.
     joint:    cross-entropy of every classifier, everything trains (the
               paper's "without self-distillation" ablation).
+  Losses are averaged over the global batch (right for any number of
+  replicas under tf.distribute), honour `sample_weight`, and are scaled
+  under a mixed_float16 policy (compile wraps the optimizer in Keras'
+  LossScaleOptimizer). compile() takes no `loss` or `metrics`: the model
+  computes its own loss per phase and reports accuracy per layer.
+
   Constructor kwargs are the architecture and round-trip via get_config
-  (`layer_norm_type="uer"` reproduces the FastBERT authors' UER LayerNorm).
+  (`layer_norm_type="uer"` reproduces the FastBERT authors' UER LayerNorm);
+  `dtype` (a Keras dtype policy, e.g. "mixed_bfloat16") reaches every
+  sublayer, while logits, losses and LayerNorm statistics stay float32.
+
+  Example:
+
+  >>> model = FastBertClassifier(vocabulary_size=30522, num_layers=12,
+  ...                            num_heads=12, hidden_dim=768,
+  ...                            intermediate_dim=3072, num_classes=2)
+  >>> model.build()
+  >>> model.phase_config = phases.PhaseConfig("finetune")
+  >>> model.compile(keras.optimizers.AdamW(2e-5))
+  >>> model.fit(train_ds, validation_data=dev_ds)   # (features, labels)
   """
 
   def __init__(self, vocabulary_size, num_layers, num_heads, hidden_dim,
@@ -37,8 +57,8 @@ class FastBertClassifier(keras.Model):
                num_segments=2, dropout=0.1, layer_norm_epsilon=1e-12,
                activation="gelu", classifier_hidden_dim=128,
                classifier_num_heads=2, pooling="first", layer_norm_type="bert",
-               **kwargs):
-    super().__init__(**kwargs)
+               dtype=None, **kwargs):
+    super().__init__(dtype=dtype, **kwargs)
     if num_layers < 1:
       raise ValueError(f"num_layers must be >= 1, got {num_layers}")
     if num_classes < 2:
@@ -48,10 +68,10 @@ class FastBertClassifier(keras.Model):
         max_sequence_length=max_sequence_length, num_segments=num_segments,
         dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
         activation=activation, layer_norm_type=layer_norm_type,
-        name="backbone")
+        dtype=self.dtype_policy, name="backbone")
     head = dict(num_classes=num_classes, hidden_dim=classifier_hidden_dim,
                 num_heads=classifier_num_heads, pooling=pooling,
-                dropout=dropout)
+                dropout=dropout, dtype=self.dtype_policy)
     self.students = [StudentClassifier(name=f"student_classifier_{i}", **head)
                      for i in range(num_layers - 1)]
     self.teacher = StudentClassifier(name="teacher_classifier", **head)
@@ -64,10 +84,7 @@ class FastBertClassifier(keras.Model):
         activation=activation, classifier_hidden_dim=classifier_hidden_dim,
         classifier_num_heads=classifier_num_heads, pooling=pooling,
         layer_norm_type=layer_norm_type)
-    self._phase = "finetune"
-    self._freeze_token_embeddings = False
-    self._distill = dict(direction="teacher_student", reduction="sum",
-                         teacher_dropout=False)
+    self.phase_config = phases.PhaseConfig()
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.accuracy_trackers = [
         keras.metrics.SparseCategoricalAccuracy(name=f"accuracy_layer_{i + 1}")
@@ -121,40 +138,30 @@ class FastBertClassifier(keras.Model):
   @classmethod
   def from_config(cls, config):
     config = dict(config)
-    for key in ("trainable", "dtype"):
-      config.pop(key, None)
+    config.pop("trainable", None)
     return cls(**config)
 
   # -- training -----------------------------------------------------------
-  def compile(self, optimizer=None, phase="finetune", kl_direction="teacher_student",
-              student_reduction="sum", teacher_dropout=False,
-              freeze_token_embeddings=False, **kwargs):
-    """Compiles for one phase; see the class docstring for the phases.
-
-    Args:
-      optimizer: a keras optimizer, fresh for each phase (its schedule is
-        sized to that phase's steps).
-      phase: "finetune", "distill" or "joint".
-      kl_direction: "teacher_student" (authors' code) or "student_teacher"
-        (the paper's formula).
-      student_reduction: "sum" (authors') or "mean" over students.
-      teacher_dropout: run the frozen backbone and teacher with dropout during
-        distillation, as the authors' code does (noisier soft labels).
-      freeze_token_embeddings: keep the word embeddings fixed (finetune,
-        joint).
-    """
-    self._phase = phases.check_phase(phase)
-    # Validate now rather than at the first step.
-    losses.distillation_loss(tf.zeros([1, 2]), [tf.zeros([1, 2])],
-                             kl_direction, student_reduction)
-    self._distill = dict(direction=kl_direction, reduction=student_reduction,
-                         teacher_dropout=bool(teacher_dropout))
-    self._freeze_token_embeddings = bool(freeze_token_embeddings)
-    super().compile(optimizer=optimizer, **kwargs)
-
   @property
   def phase(self):
-    return self._phase
+    return self.phase_config.phase
+
+  def compile(self, optimizer="adamw", **kwargs):
+    """Keras' compile, without `loss` / `metrics` (see the class docstring).
+
+    Raises:
+      ValueError: a loss or metrics were passed; they would be ignored.
+    """
+    given = sorted(k for k in ("loss", "loss_weights", "metrics",
+                               "weighted_metrics") if kwargs.get(k))
+    if given:
+      raise ValueError(
+          f"FastBertClassifier.compile() takes no {given}: the loss is the "
+          "phase's own (set model.phase_config) and accuracy is reported "
+          "per layer (accuracy_layer_1 ... accuracy_layer_L)")
+    for key in ("loss", "loss_weights", "metrics", "weighted_metrics"):
+      kwargs.pop(key, None)
+    super().compile(optimizer=optimizer, **kwargs)
 
   @property
   def metrics(self):
@@ -163,60 +170,65 @@ class FastBertClassifier(keras.Model):
     return [self.loss_tracker] + self.accuracy_trackers
 
   def train_step(self, data):
-    features, labels = _unpack(data)
-    variables = phases.trainable_variables(self, self._phase,
-                                           self._freeze_token_embeddings)
-    if self._phase == "distill":
-      loss, grads = self._distill_gradients(features, variables)
+    features, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(
+        data)
+    config = self.phase_config
+    variables = phases.trainable_variables(self, config)
+    if config.phase == "distill":
+      per_example, loss, grads = self._distill_gradients(
+          features, sample_weight, variables)
     else:
       if labels is None:
-        raise ValueError(f"phase {self._phase!r} needs labels")
+        raise ValueError(f"phase {config.phase!r} needs labels")
       with tf.GradientTape() as tape:
-        loss = self._supervised_loss(features, labels)
-      grads = tape.gradient(loss, variables)
+        per_example = self._supervised_losses(features, labels)
+        loss = tf.nn.compute_average_loss(per_example,
+                                          sample_weight=sample_weight)
+        scaled = self.optimizer.scale_loss(loss)
+      grads = tape.gradient(scaled, variables)
     self.optimizer.apply_gradients(zip(grads, variables))
-    self.loss_tracker.update_state(loss)
+    self.loss_tracker.update_state(per_example, sample_weight=sample_weight)
     return {"loss": self.loss_tracker.result()}
 
-  def _supervised_loss(self, features, labels):
-    if self._phase == "finetune":
+  def _supervised_losses(self, features, labels):
+    """Per-example cross-entropy: the teacher's (finetune) or the sum over
+    every classifier (joint). float32 [batch]."""
+    if self.phase_config.phase == "finetune":
       hidden = self.backbone(features, training=True)[-1]
       logits = self.teacher(hidden, features["padding_mask"], training=True)
       return losses.cross_entropy(labels, logits)
     logits = self(features, training=True)
-    per_layer = [losses.cross_entropy(labels, logits[:, i])
-                 for i in range(self.num_layers)]
-    return tf.add_n(per_layer)
+    return tf.add_n([losses.cross_entropy(labels, logits[:, i])
+                     for i in range(self.num_layers)])
 
-  def _distill_gradients(self, features, variables):
+  def _distill_gradients(self, features, sample_weight, variables):
     # The frozen part runs outside the tape: no activations are kept for a
     # backward pass through the backbone, which is what makes phase 2 cheap.
-    frozen_training = self._distill["teacher_dropout"]
-    hidden_states = self.backbone(features, training=frozen_training)
+    config = self.phase_config
+    hidden_states = self.backbone(features, training=config.teacher_dropout)
     mask = features["padding_mask"]
     teacher_logits = self.teacher(hidden_states[-1], mask,
-                                  training=frozen_training)
+                                  training=config.teacher_dropout)
     hidden_states = [tf.stop_gradient(h) for h in hidden_states[:-1]]
     with tf.GradientTape() as tape:
       student_logits = [s(h, mask, training=True)
                         for s, h in zip(self.students, hidden_states)]
-      loss = losses.distillation_loss(teacher_logits, student_logits,
-                                      self._distill["direction"],
-                                      self._distill["reduction"])
-    return loss, tape.gradient(loss, variables)
+      per_example = losses.distillation_loss(
+          teacher_logits, student_logits, config.kl_direction,
+          config.student_reduction)
+      loss = tf.nn.compute_average_loss(per_example,
+                                        sample_weight=sample_weight)
+      scaled = self.optimizer.scale_loss(loss)
+    return per_example, loss, tape.gradient(scaled, variables)
 
   def test_step(self, data):
-    features, labels = _unpack(data)
+    features, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(
+        data)
     logits = self(features, training=False)
     if labels is not None:
       self.loss_tracker.update_state(
-          losses.cross_entropy(labels, logits[:, -1]))
+          losses.cross_entropy(labels, logits[:, -1]),
+          sample_weight=sample_weight)
       for i, tracker in enumerate(self.accuracy_trackers):
-        tracker.update_state(labels, logits[:, i])
+        tracker.update_state(labels, logits[:, i], sample_weight=sample_weight)
     return {m.name: m.result() for m in self.metrics}
-
-
-def _unpack(data):
-  if isinstance(data, (tuple, list)):
-    return data[0], (data[1] if len(data) > 1 else None)
-  return data, None

@@ -31,13 +31,21 @@ def save_model(model, encoder, model_dir):
   tf.io.gfile.makedirs(model_dir)
   config = {k: v for k, v in model.get_config().items()
             if k not in ("name", "trainable", "dtype")}
+  # The policy by name ("mixed_bfloat16"), so config.json stays plain kwargs.
+  config["dtype"] = model.dtype_policy.name
   _write_json(os.path.join(model_dir, CONFIG_FILE), config)
   encoder.save(model_dir)
   model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
 
 
-def load_model(model_dir):
+def load_model(model_dir, dtype=None):
   """Loads what `save_model` wrote.
+
+  Args:
+    model_dir: str.
+    dtype: optional Keras dtype policy name to run the model in instead of
+      the one it was saved with (e.g. "float32" for a mixed_float16 model on
+      a CPU); the weights are float32 either way.
 
   Returns:
     (FastBertClassifier, data.tokenizer.Encoder).
@@ -48,6 +56,8 @@ def load_model(model_dir):
       raise FileNotFoundError(f"{path}: missing; is {model_dir} a model "
                               "directory written by fastbert_tf?")
   config = _read_json(os.path.join(model_dir, CONFIG_FILE))
+  if dtype:
+    config["dtype"] = dtype
   model = FastBertClassifier(**config)
   model.build()
   model.load_weights(os.path.join(model_dir, WEIGHTS_FILE))

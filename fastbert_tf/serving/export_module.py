@@ -2,9 +2,13 @@
 
 Signatures (the contract in export/README.md):
   serving_default / predict_text: `text` string [batch] (+ `text_b` for pair
-      tasks) and `speed` float32 scalar; tokenized in the graph.
+      tasks) and `speed`; tokenized in the graph.
   predict_ids: int32 [batch, seq] `token_ids`, `segment_ids`,
       `padding_mask` and `speed`.
+`speed` is float32 [batch] (each sample its own threshold; what TF
+Serving's server-side batching needs, as it concatenates requests along
+dimension 0) or a scalar for the whole request (broadcast; existing
+clients), declared with unknown rank so one signature takes both.
 Each returns per sample: `probabilities` float32 [batch, num_classes],
 `label` int32, `exit_layer` int32 (1-based), `uncertainty` float32,
 `flops` float32 (paper unit).
@@ -63,7 +67,7 @@ class ServingModule(tf.Module):
                                    padding_mask, speed, flops, criterion,
                                    dispatch)
 
-    speed = tf.TensorSpec([], tf.float32, name="speed")
+    speed = tf.TensorSpec(None, tf.float32, name="speed")
     self.predict_ids = tf.function(
         classify, input_signature=[
             tf.TensorSpec([None, None], tf.int32, name=n) for n in ID_INPUTS
@@ -92,8 +96,16 @@ def _input_checks(token_ids, segment_ids, padding_mask, speed,
   """Asserts that turn a bad request into INVALID_ARGUMENT with a message
   naming the input, instead of a gather error deep in the model."""
   shape = tf.shape(token_ids)
-  ok_speed = tf.logical_and(speed >= 0.0, speed <= 1.0)  # False for NaN
+  # False for NaN too.
+  ok_speed = tf.reduce_all(tf.logical_and(speed >= 0.0, speed <= 1.0))
+  ok_rank = tf.logical_or(
+      tf.equal(tf.rank(speed), 0),
+      tf.logical_and(tf.equal(tf.rank(speed), 1),
+                     tf.reduce_any(tf.equal(tf.size(speed), [1, shape[0]]))))
   return [
+      tf.debugging.Assert(ok_rank, [
+          "speed must be a scalar or float32 [batch] (one per sample); got "
+          "shape", tf.shape(speed), "for a batch of", shape[0]]),
       tf.debugging.Assert(ok_speed, ["speed must be a number in [0, 1], got",
                                      speed]),
       tf.debugging.assert_equal(tf.shape(segment_ids), shape, message=
@@ -107,6 +119,11 @@ def _input_checks(token_ids, segment_ids, padding_mask, speed,
       _assert_in_range(token_ids, vocabulary_size, "token_ids"),
       _assert_in_range(segment_ids, num_segments, "segment_ids"),
       _assert_in_range(padding_mask, 2, "padding_mask"),
+      # Training never sees a row without tokens; its answer would be noise.
+      tf.debugging.Assert(
+          tf.reduce_all(tf.reduce_any(padding_mask > 0, axis=1)),
+          ["padding_mask has a row of zeros; every row needs at least its "
+           "[CLS] position marked 1"]),
   ]
 
 

@@ -21,6 +21,7 @@ from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.inference import criteria
 from fastbert_tf.inference import evaluate
 from fastbert_tf.inference import flops as flops_lib
+from fastbert_tf.models import phases as model_phases
 from fastbert_tf.models import presets
 from fastbert_tf.models import saving
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
@@ -239,10 +240,12 @@ def run_phase(model, phase, train_ds, dev_ds, epochs, learning_rate,
   optimizer = optimization.make_optimizer(
       learning_rate, epochs * steps_per_epoch, cfg.warmup_fraction,
       cfg.weight_decay)
-  model.compile(optimizer, phase=phase, kl_direction=cfg.kl_direction,
-                student_reduction=cfg.student_reduction,
-                teacher_dropout=cfg.teacher_dropout,
-                freeze_token_embeddings=cfg.freeze_token_embeddings)
+  model.phase_config = model_phases.PhaseConfig(
+      phase, kl_direction=cfg.kl_direction,
+      student_reduction=cfg.student_reduction,
+      teacher_dropout=cfg.teacher_dropout,
+      freeze_token_embeddings=cfg.freeze_token_embeddings)
+  model.compile(optimizer)
   callbacks = [keras.callbacks.TensorBoard(
       os.path.join(cfg.model_dir, "logs", phase))]
   if phase != "distill":
