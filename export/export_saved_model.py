@@ -8,6 +8,7 @@ path. The signature contract is in export/README.md.
 """
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,6 +35,10 @@ fastbert_flags.define_exit_flags()
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  # SIGTERM (a stopped job, a CI timeout) unwinds like Ctrl-C, so the
+  # export's temporary directory is removed; kill -9 leaves it to the next
+  # export, which removes the directories of exports that died.
+  signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
   from fastbert_tf.models import saving  # pylint: disable=g-import-not-at-top
   from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
   try:

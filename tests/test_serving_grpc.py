@@ -2,7 +2,8 @@
 
 One module-scoped server serves a base with versions 1 and 2, an export in
 progress (`.tmp-*`) and a half-copied version 10; every request has a
-deadline, so nothing here can hang.
+deadline, so nothing here can hang. Versions, batching and the access log
+have their own files (test_serving_versions.py, test_serving_batching.py).
 """
 
 import os
@@ -29,6 +30,7 @@ from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.serving import client as client_lib
 from fastbert_tf.serving import export
 from fastbert_tf.serving import server as server_lib
+from fastbert_tf.serving import validation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = "fastbert"
@@ -179,12 +181,18 @@ def _claiming(proto, size):
   return proto
 
 
+def _widening(proto):
+  """proto with its second dimension one larger, values unchanged."""
+  proto.tensor_shape.dim[1].size += 1
+  return proto
+
+
 # (case id, signature, inputs, code, message pattern, model name, version).
 BAD_REQUESTS = [
     ("unknown_model", "serving_default", _text_inputs(), NOT_FOUND,
      r"model 'nope'.*serves 'fastbert'", "nope", None),
     ("unknown_version", "serving_default", _text_inputs(), NOT_FOUND,
-     r"Specific\(fastbert, 5\); loaded version is 2", MODEL, 5),
+     r"Specific\(fastbert, 5\); loaded versions are \[2\]", MODEL, 5),
     ("unknown_signature", "classify", _text_inputs(), NOT_FOUND,
      r'signature key "classify" not found', MODEL, None),
     ("missing_input", "serving_default", _with(_text_inputs(), speed=None),
@@ -198,8 +206,41 @@ BAD_REQUESTS = [
     ("text_dtype", "predict_text",
      _with(_text_inputs(), text=_proto(np.int32([1]))), INVALID,
      r"'text' must be DT_STRING, got DT_INT32", MODEL, None),
-    ("speed_rank", "serving_default", _text_inputs(speed=[0.5]), INVALID,
-     r"'speed' must have shape \[\] \(rank 0\), got \[1\]", MODEL, None),
+    ("speed_size", "serving_default", _text_inputs(speed=[0.5, 0.5]), INVALID,
+     r"'speed' must be a float32 scalar or float32 \[batch\] \(one per "
+     r"example, batch 1\), got shape \[2\]", MODEL, None),
+    ("speed_rank", "serving_default", _text_inputs(speed=[[0.5]]), INVALID,
+     r"'speed' must be a float32 scalar or float32 \[batch\]", MODEL, None),
+    ("speed_vector_nan", "serving_default",
+     _text_inputs(text=("a", "b"), speed=[0.5, float("nan")]), INVALID,
+     r"speed\[1\] must be a number in \[0, 1\], got nan", MODEL, None),
+    ("empty_text", "serving_default", _text_inputs(text=("a", "")), INVALID,
+     r"'text'\[1\] is empty or whitespace-only", MODEL, None),
+    ("whitespace_text", "predict_text", _text_inputs(text=(" \t\u3000",)),
+     INVALID, r"'text'\[0\] is empty or whitespace-only", MODEL, None),
+    ("padding_mask_row_of_zeros", "predict_ids",
+     _id_inputs(token_ids=[[2, 7, 3], [2, 8, 3]],
+                padding_mask=[[1, 1, 1], [0, 0, 0]]), INVALID,
+     r"'padding_mask' row 1 is all zeros", MODEL, None),
+    ("fewer_values_than_shape", "serving_default",  # says 5, carries 2
+     _with(_text_inputs(), text=_claiming(_proto([b"a", b"b"], tf.string), 5)),
+     INVALID, r"'text': shape \[5\] needs 5 values, the proto carries 2",
+     MODEL, None),
+    ("short_tensor_content", "predict_ids",  # says [1, 4], carries 3 ints
+     _with(_id_inputs(), token_ids=_widening(_proto(np.int32([[2, 7, 3]])))),
+     INVALID, r"'token_ids': shape \[1, 4\] needs 4 values \(16 bytes",
+     MODEL, None),
+    ("too_many_texts", "serving_default", _text_inputs(text=("a",) * 257),
+     grpc.StatusCode.RESOURCE_EXHAUSTED,
+     r"257 examples in one request; this server accepts at most 256", MODEL,
+     None),
+    ("request_over_char_limit", "serving_default",
+     _text_inputs(text=("abcd " * 1999,) * 21),
+     grpc.StatusCode.RESOURCE_EXHAUSTED,
+     r"hold 209,895 characters; this server accepts at most 200,000", MODEL,
+     None),
+    ("unknown_version_label", "serving_default", _text_inputs(), INVALID,
+     r"Unrecognized servable version label: canary", MODEL, "canary"),
     ("text_rank", "serving_default",
      _with(_text_inputs(), text=_proto([[b"a", b"b"]], tf.string)), INVALID,
      r"'text' must have shape \[None\] \(rank 1\), got \[1, 2\]", MODEL, None),
@@ -232,12 +273,14 @@ BAD_REQUESTS = [
      INVALID, r"speed must be a number in \[0, 1\], got nan", MODEL, None),
     ("invalid_utf8", "predict_text", _text_inputs(text=("ok", b"\xff\xfe")),
      INVALID, r"'text'\[1\] is not valid UTF-8", MODEL, None),
-    ("malformed_tensor_proto", "serving_default",  # claims 1, carries 2
+    ("more_values_than_shape", "serving_default",  # claims 1, carries 2
      _with(_text_inputs(), text=_claiming(_proto([b"a", b"b"], tf.string), 1)),
-     INVALID, r"'text' is not a valid TensorProto", MODEL, None),
+     INVALID, r"'text': shape \[1\] needs 1 values, the proto carries 2",
+     MODEL, None),
     ("huge_claimed_shape", "serving_default",  # 1 value "broadcast" to 2^30
      _with(_text_inputs(), text=_claiming(_proto([b"a"], tf.string), 1 << 30)),
-     INVALID, r"at most 16777216 elements", MODEL, None),
+     grpc.StatusCode.RESOURCE_EXHAUSTED, r"accepts at most 256 examples",
+     MODEL, None),
     ("request_over_size_limit", "serving_default",
      _text_inputs(text=("a " * (1 << 20),)), grpc.StatusCode.RESOURCE_EXHAUSTED,
      r"larger than max", MODEL, None),
@@ -252,7 +295,9 @@ def test_bad_request_gets_a_clear_status_and_the_server_keeps_serving(
   request = predict_pb2.PredictRequest()
   request.model_spec.name = model
   request.model_spec.signature_name = signature
-  if version is not None:
+  if isinstance(version, str):
+    request.model_spec.version_label = version
+  elif version is not None:
     request.model_spec.version.value = version
   for key, proto in inputs.items():
     request.inputs[key].CopyFrom(proto)
@@ -296,13 +341,14 @@ def test_100k_character_text_is_refused_unless_the_limit_allows_it(
   text = " ".join("abcdefghij"[i % 10] for i in range(50_000))  # 99,999 chars
   with pytest.raises(client_lib.ServingError,
                      match=r"INVALID_ARGUMENT: input 'text'\[1\] has 99,999 "
-                     r"characters; this server accepts at most 10,000"):
+                     r"bytes; this server accepts at most 10,000 characters"):
     client.predict(["a", text], 0.5)
   assert client.predict(["a b"], 0.5)["label"].shape == (1,)
   # With the limit raised the text is served: the tokenizer truncates it, so
   # the answer is that of its first max_seq_length tokens.
   with server_lib.LocalServer(base, MODEL, warmup=False,
-                              max_text_chars=200_000) as server:
+                              limits=validation.RequestLimits(
+                                  max_text_chars=200_000)) as server:
     with client_lib.FastBertClient(server.address, MODEL, DEADLINE) as big:
       _assert_same(big.predict([text], 0.5), big.predict([text[:100]], 0.5))
 
@@ -313,6 +359,99 @@ def test_concurrent_requests_all_succeed(client):
     results = list(pool.map(lambda _: client.predict(TEXTS, 0.3), range(16)))
   for got in results:
     _assert_same(got, want)
+
+
+def test_per_sample_speed_equals_each_request_alone(client, reference):
+  """speed float32 [batch]: each text answers as if sent alone at its own
+  speed (the per-sample contract, through gRPC)."""
+  speeds = [0.0, 1.0, 0.3, 1.0, 0.0]
+  got = client.predict(TEXTS, speeds)
+  assert len(set(got["exit_layer"].tolist())) >= 2
+  for i, (text, speed) in enumerate(zip(TEXTS, speeds)):
+    alone = reference.signatures["serving_default"](
+        text=tf.constant([text]), speed=tf.constant(speed))
+    _assert_same({k: v[i:i + 1] for k, v in got.items()}, _numpy(alone))
+
+
+def test_malformed_request_bytes_are_invalid_argument(server, client):
+  with grpc.insecure_channel(server.address) as channel:
+    predict = channel.unary_unary(
+        "/tensorflow.serving.PredictionService/Predict")
+    with pytest.raises(grpc.RpcError) as error:
+      predict(b"\xff\xff\xff not a protobuf", timeout=DEADLINE)
+  assert error.value.code() == INVALID, error.value.details()
+  assert "not a valid Predict message" in error.value.details()
+  assert client.predict(["a b"], 0.5)["label"].shape == (1,)
+
+
+def test_access_log_has_one_line_per_request_failed_ones_too(base, tmp_path):
+  path = tmp_path / "access.log"
+  with server_lib.LocalServer(base, MODEL, warmup=False,
+                              access_log=str(path)) as server:
+    with client_lib.FastBertClient(server.address, MODEL, DEADLINE) as c:
+      c.predict(["a b", "c"], [0.1, 0.8], "predict_text")
+      with pytest.raises(client_lib.ServingError):
+        c.predict(["a", " "], 0.5)
+      with pytest.raises(client_lib.ServingError):
+        client_lib.FastBertClient(server.address, "nope").predict(["a"], 0.5)
+  lines = path.read_text().splitlines()
+  assert len(lines) == 3, lines
+  peer = r"peer=ipv[46]:\S+:\d+"
+  assert re.fullmatch(
+      r"\S+Z " + peer + r" method=Predict model=fastbert version=2 "
+      r"signature=predict_text batch=2 speed=0\.1\.\.0\.8\(n=2\) "
+      r"latency_ms=[0-9.]+ status=OK", lines[0]), lines[0]
+  assert re.fullmatch(
+      r"\S+Z " + peer + r" method=Predict model=fastbert version=2 "
+      r"signature=serving_default batch=2 speed=0\.5 latency_ms=[0-9.]+ "
+      r"status=INVALID_ARGUMENT error=\"input 'text'\[1\] is empty.*\"",
+      lines[1]), lines[1]
+  assert re.fullmatch(
+      r"\S+Z " + peer + r" method=Predict model=nope version=- signature=- "
+      r"batch=- speed=- latency_ms=[0-9.]+ status=NOT_FOUND error=.*",
+      lines[2]), lines[2]
+
+
+def test_client_does_not_import_tensorflow():
+  """The client CLI and library load the TF Serving protos without
+  TensorFlow (seconds per call otherwise); TensorFlow still imports fine
+  after them in the same process."""
+  code = (
+      "import sys\n"
+      "from fastbert_tf.serving import client\n"
+      "assert not any(m == 'tensorflow.python' or m.startswith("
+      "('tensorflow.python.', 'keras')) for m in sys.modules), 'TF imported'\n"
+      "proto = client.protos.make_tensor_proto([[1, 2]])\n"
+      "import tensorflow as tf\n"
+      "assert tf.make_ndarray(proto).tolist() == [[1, 2]]\n"
+      "assert (tf.constant([1.0]) * 2).numpy().tolist() == [2.0]\n"
+      "print('ok')\n")
+  run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, text=True,
+                       capture_output=True, timeout=300,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert run.returncode == 0 and run.stdout == "ok\n", run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("value", [
+    np.float32(0.5), np.array([0.1, 0.9], np.float32), np.int32([[1, 2], [3, 4]]),
+    np.int64([5]), np.float64([[1.5]]), np.array([True, False]),
+    np.array([b"a", "\u597d".encode(), b""], dtype=object),
+    np.zeros([0, 3], np.int32)])
+def test_protos_agree_with_tensorflow_both_ways(value):
+  from fastbert_tf.serving import protos  # pylint: disable=g-import-not-at-top
+  ours = protos.make_tensor_proto(value, value.dtype)
+  want = tf.string if value.dtype == object else tf.as_dtype(value.dtype)
+  assert ours.dtype == want.as_datatype_enum
+  np.testing.assert_array_equal(tf.make_ndarray(ours), value)
+  got = protos.make_ndarray(tf.make_tensor_proto(value))
+  assert got.shape == value.shape and got.dtype == value.dtype
+  np.testing.assert_array_equal(got, value)
+
+
+def test_client_cli_requires_speed(server):
+  run = _run_cli(f"--server={server.address}", f"--model_name={MODEL}", "a b")
+  assert run.returncode == 1
+  assert "--speed must have a value" in run.stderr, run.stderr[-1000:]
 
 
 def test_other_methods_are_unimplemented(stub):
@@ -366,7 +505,7 @@ def _free_port():
 
 def test_client_cli_unreachable_server_is_one_clear_error():
   address = f"127.0.0.1:{_free_port()}"
-  run = _run_cli(f"--server={address}", "--timeout=5", "a b")
+  run = _run_cli(f"--server={address}", "--timeout=5", "--speed=0.5", "a b")
   assert run.returncode == 1
   assert "Traceback" not in run.stderr
   assert run.stdout == ""

@@ -1,38 +1,32 @@
 """A gRPC client for a FastBERT export behind TF Serving (or the local
-stand-in, fastbert_tf.serving.server).
+stand-in, fastbert_tf.serving.server). It does not import TensorFlow: the
+TF Serving API stubs are plain protobuf (protos.py), tensors are built
+with numpy, so a call from the shell starts in well under a second.
 
   python -m fastbert_tf.serving.client --server=127.0.0.1:8500 \
       --model_name=fastbert --speed=0.5 "some text" "another text"
 
 prints one line per input: label, probabilities, exit layer, uncertainty.
-A failure (server unreachable, deadline, bad request) is one line on stderr
-and exit status 1.
+`--speed` is required (the SavedModel has no default either). A failure
+(server unreachable, deadline, bad request) is one line on stderr and exit
+status 1.
 
 Python API:
 
   with FastBertClient("127.0.0.1:8500", "fastbert", timeout=10.0) as client:
-    out = client.predict(["some text"], speed=0.5)
+    out = client.predict(["some text"], speed=0.5)   # or speed=[0.1, ...]
     out["label"], out["probabilities"], out["exit_layer"]  # numpy arrays
 """
 
-import os
 import sys
 
-if __name__ == "__main__":
-  # The CLI's stderr is for its own error line, not TF's start-up notices.
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import grpc
+import numpy as np
 
-import grpc  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-from tensorflow.core.framework import tensor_pb2  # pylint: disable=g-import-not-at-top
-from tensorflow_serving.apis import get_model_metadata_pb2  # pylint: disable=g-import-not-at-top
-from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
-from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
+from fastbert_tf.serving import protos
 
-from fastbert_tf.serving import grpc_utils  # pylint: disable=g-import-not-at-top
-
-ServingError = grpc_utils.ServingError
+_PB = protos.load()
+ServingError = protos.ServingError
 DEFAULT_SIGNATURE = "serving_default"
 SIGNATURE_IDS = "predict_ids"
 
@@ -58,20 +52,23 @@ class FastBertClient:
     self._channel = grpc.insecure_channel(server, options=[
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes)])
-    self._stub = prediction_service_pb2_grpc.PredictionServiceStub(
+    self._stub = _PB.prediction_service_pb2_grpc.PredictionServiceStub(
         self._channel)
 
-  def predict(self, texts, speed=0.5, signature=DEFAULT_SIGNATURE,
-              text_b=None, version=None):
+  def predict(self, texts, speed, signature=DEFAULT_SIGNATURE, text_b=None,
+              version=None, version_label=None):
     """Classifies raw texts.
 
     Args:
       texts: list of str (or bytes, sent as is), the batch; a lone str is a
         batch of one.
-      speed: float in [0, 1]; higher exits earlier.
+      speed: float in [0, 1] for every text, or a list / float32 [batch]
+        with one speed per text; higher exits earlier. Required: the model
+        has no default.
       signature: str, a text signature (serving_default / predict_text).
       text_b: list of str, second segments for pair models (same length).
-      version: int or None (= whatever the server serves).
+      version: int or None (= the newest the server serves).
+      version_label: str or None, e.g. "stable" (instead of version).
 
     Returns:
       dict of np.ndarray: `probabilities` float32 [batch, C], `label`,
@@ -80,38 +77,38 @@ class FastBertClient:
     inputs = {"text": _batch(texts)}
     if text_b is not None:
       inputs["text_b"] = _batch(text_b)
-    return self._predict(inputs, speed, signature, version)
+    return self._predict(inputs, speed, signature, version, version_label)
 
-  def predict_ids(self, token_ids, segment_ids, padding_mask, speed=0.5,
-                  version=None):
+  def predict_ids(self, token_ids, segment_ids, padding_mask, speed,
+                  version=None, version_label=None):
     """Classifies tokenized inputs (int [batch, seq] each) with
-    `predict_ids`; returns the same dict as predict()."""
+    `predict_ids`; speed as in predict(); returns the same dict."""
     inputs = {"token_ids": token_ids, "segment_ids": segment_ids,
               "padding_mask": padding_mask}
     inputs = {k: np.asarray(v, dtype=np.int32) for k, v in inputs.items()}
-    return self._predict(inputs, speed, SIGNATURE_IDS, version)
+    return self._predict(inputs, speed, SIGNATURE_IDS, version, version_label)
 
   def predict_response(self, inputs, signature=DEFAULT_SIGNATURE,
-                       version=None):
+                       version=None, version_label=None):
     """The raw call: inputs {str: TensorProto or array} -> PredictResponse
-    (with its model_spec). Arrays are sent with their own dtype."""
-    request = predict_pb2.PredictRequest()
-    self._fill_spec(request.model_spec, version)
+    (with its model_spec). Arrays are sent with their own dtype (Python
+    floats as float32, ints as int32, text as DT_STRING)."""
+    request = _PB.predict_pb2.PredictRequest()
+    self._fill_spec(request.model_spec, version, version_label)
     request.model_spec.signature_name = signature
     for key, value in inputs.items():
-      if not isinstance(value, tensor_pb2.TensorProto):
-        value = (grpc_utils.to_tensor_proto(value, tf.string)
-                 if _is_text(value) else tf.make_tensor_proto(value))
+      if not isinstance(value, _PB.tensor_pb2.TensorProto):
+        value = protos.make_tensor_proto(value)
       request.inputs[key].CopyFrom(value)
     return self._call(self._stub.Predict, request)
 
-  def metadata(self, version=None):
+  def metadata(self, version=None, version_label=None):
     """{signature name: SignatureDef} the server reports."""
-    request = get_model_metadata_pb2.GetModelMetadataRequest(
-        metadata_field=["signature_def"])
-    self._fill_spec(request.model_spec, version)
+    pb = _PB.get_model_metadata_pb2
+    request = pb.GetModelMetadataRequest(metadata_field=["signature_def"])
+    self._fill_spec(request.model_spec, version, version_label)
     response = self._call(self._stub.GetModelMetadata, request)
-    signatures = get_model_metadata_pb2.SignatureDefMap()
+    signatures = pb.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signatures)
     return dict(signatures.signature_def)
 
@@ -124,15 +121,19 @@ class FastBertClient:
   def __exit__(self, *exc_info):
     self.close()
 
-  def _predict(self, inputs, speed, signature, version):
-    inputs = dict(inputs, speed=tf.make_tensor_proto(speed, tf.float32))
-    response = self.predict_response(inputs, signature, version)
-    return grpc_utils.from_tensor_protos(response.outputs)
+  def _predict(self, inputs, speed, signature, version, version_label):
+    inputs = dict(inputs, speed=protos.make_tensor_proto(speed, np.float32))
+    response = self.predict_response(inputs, signature, version,
+                                     version_label)
+    return {name: protos.make_ndarray(proto, name)
+            for name, proto in response.outputs.items()}
 
-  def _fill_spec(self, spec, version):
+  def _fill_spec(self, spec, version, version_label):
     spec.name = self.model_name
     if version is not None:
       spec.version.value = int(version)
+    elif version_label:
+      spec.version_label = version_label
 
   def _call(self, method, request):
     try:
@@ -144,11 +145,6 @@ class FastBertClient:
 def _batch(texts):
   return np.array([texts] if isinstance(texts, (str, bytes)) else
                   list(texts), dtype=object)
-
-
-def _is_text(value):
-  array = np.asarray(value)
-  return array.dtype == object or array.dtype.kind in "US"
 
 
 def _error(rpc_error, server, timeout):
@@ -178,14 +174,17 @@ def define_flags():
   from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string("server", "127.0.0.1:8500", "HOST:PORT of the server.")
   flags.DEFINE_string("model_name", "default", "Served model name.")
-  flags.DEFINE_float("speed", 0.5, "Early-exit speed in [0, 1].")
+  flags.DEFINE_float("speed", None, "Early-exit speed in [0, 1] (required: "
+                     "0 = the full model, higher = earlier exits).")
   flags.DEFINE_string("signature", DEFAULT_SIGNATURE,
                       "Text signature: serving_default or predict_text.")
   flags.DEFINE_multi_string("text_b", None,
                             "Second segment per text, for pair models "
                             "(repeat once per text, in order).")
   flags.DEFINE_float("timeout", 10.0, "Seconds before giving up.")
-  flags.DEFINE_integer("version", None, "Model version (default: served).")
+  flags.DEFINE_integer("version", None, "Model version (default: newest).")
+  flags.DEFINE_string("version_label", None, "Version label, e.g. stable.")
+  flags.mark_flag_as_required("speed")
 
 
 def main(argv):
@@ -200,7 +199,7 @@ def main(argv):
   try:
     with FastBertClient(flag.server, flag.model_name, flag.timeout) as client:
       outputs = client.predict(texts, flag.speed, flag.signature,
-                               flag.text_b, flag.version)
+                               flag.text_b, flag.version, flag.version_label)
   except ServingError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -1,7 +1,18 @@
 """Writing a servable version: `<export_base>/<version>/`, atomically, with
-TF Serving warmup requests in `assets.extra/`."""
+TF Serving warmup requests in `assets.extra/`.
 
+The SavedModel is written to `<export_base>/.tmp-<version>-<pid>@<host>-<id>`
+and renamed into place. An export that dies (kill -9, a crash) leaves its
+temporary directory behind; the next export removes those whose process is
+gone. Two exports racing for the same automatic version both succeed: the
+loser of the rename takes the next free number.
+"""
+
+import errno
 import os
+import re
+import socket
+import time
 import uuid
 
 import tensorflow as tf
@@ -18,6 +29,11 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # Short texts in both of the project's languages; warmup only has to trace
 # every signature once, not to be representative.
 WARMUP_TEXTS = ("This book is wonderful.", "质量太差了，不推荐。")
+_TMP = re.compile(r"^\.tmp-\d+-(\d+)@(.+)-[0-9a-f]{8}$")
+# A temporary directory in another format (an older export, another host)
+# is removed once nothing in it changed for this long.
+STALE_SECONDS = 24 * 3600
+_RENAME_TRIES = 20
 
 
 def next_version(export_base):
@@ -56,26 +72,109 @@ def export_saved_model(model, encoder, export_base, version=None,
     # The graph would reject these warmup requests and TF Serving would
     # refuse to load the version.
     raise ValueError(f"warmup speed must be in [0, 1], got {speed}")
-  version = next_version(export_base) if version is None else int(version)
+  auto = version is None
+  version = next_version(export_base) if auto else int(version)
   final = os.path.join(export_base, str(version))
-  if tf.io.gfile.exists(final):
+  if not auto and tf.io.gfile.exists(final):
     raise FileExistsError(f"{final} already exists; versions are immutable, "
                           "pass another --version")
   table = flops_lib.flops_table(model.get_config(), encoder.max_seq_length)
   module = export_module.ServingModule(model, encoder, table,
                                        text_pair=encoder.text_pair,
                                        criterion=criterion, dispatch=dispatch)
-  tmp = os.path.join(export_base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
   tf.io.gfile.makedirs(export_base)
+  remove_stale_tmp_dirs(export_base)
+  tmp = os.path.join(export_base, _tmp_name(version))
   try:
     tf.saved_model.save(module, tmp, signatures=module.signatures())
     write_warmup_requests(os.path.join(tmp, WARMUP_FILE), encoder, speed)
-    tf.io.gfile.rename(tmp, final)
+    final = _rename_into_place(tmp, export_base, version, auto)
   finally:
     if tf.io.gfile.exists(tmp):
       tf.io.gfile.rmtree(tmp)
   logging.info("Exported %s", final)
   return final
+
+
+def _tmp_name(version):
+  host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+  return f".tmp-{version}-{os.getpid()}@{host}-{uuid.uuid4().hex[:8]}"
+
+
+def _rename_into_place(tmp, export_base, version, auto):
+  """Renames tmp to <export_base>/<version>; returns the final path.
+
+  A rename onto an existing non-empty directory fails atomically, so two
+  exports can never mix their files. With an automatic version the loser
+  takes the next free number; with an explicit one it is an error.
+  """
+  for _ in range(_RENAME_TRIES):
+    final = os.path.join(export_base, str(version))
+    try:
+      if "://" in export_base:  # object stores: no atomic rename anyway
+        tf.io.gfile.rename(tmp, final, overwrite=False)
+      else:
+        if os.path.exists(final):  # an empty directory would be replaced
+          raise FileExistsError(errno.EEXIST, "exists", final)
+        os.rename(tmp, final)
+      return final
+    except (OSError, tf.errors.AlreadyExistsError) as e:
+      if isinstance(e, OSError) and e.errno not in (errno.EEXIST,
+                                                    errno.ENOTEMPTY):
+        raise
+      if not auto:
+        raise FileExistsError(
+            f"{final} appeared while this export was writing (another "
+            "export?); versions are immutable, pass another --version"
+        ) from None
+      version = max(version + 1, next_version(export_base))
+  raise FileExistsError(f"no free version under {export_base} after "
+                        f"{_RENAME_TRIES} tries (many exports at once?)")
+
+
+def remove_stale_tmp_dirs(export_base, stale_seconds=STALE_SECONDS):
+  """Removes temporary directories of exports that died.
+
+  A `.tmp-<version>-<pid>@<host>-<id>` directory of this host whose process
+  no longer runs is removed; one in another format, or of another host, only
+  once untouched for `stale_seconds`. Returns the removed names.
+  """
+  removed = []
+  host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+  for name in tf.io.gfile.listdir(export_base):
+    name = name.strip("/")
+    if not name.startswith(".tmp-"):
+      continue
+    path = os.path.join(export_base, name)
+    match = _TMP.match(name)
+    if match and match.group(2) == host:
+      stale = not _alive(int(match.group(1)))
+    else:
+      stale = _age_seconds(path) > stale_seconds
+    if stale:
+      logging.warning("Removing %s, left by an export that died", path)
+      tf.io.gfile.rmtree(path)
+      removed.append(name)
+  return removed
+
+
+def _alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True  # someone else's process
+  return True
+
+
+def _age_seconds(path):
+  newest = 0
+  for root, _, files in tf.io.gfile.walk(path):
+    for f in files + [""]:
+      newest = max(newest, tf.io.gfile.stat(
+          os.path.join(root, f) if f else root).mtime_nsec)
+  return time.time() - newest / 1e9
 
 
 def warmup_requests(encoder, speed):
@@ -94,8 +193,10 @@ def warmup_requests(encoder, speed):
         model_spec=model_pb2.ModelSpec(signature_name=signature))
     for key, value in inputs.items():
       request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    request.inputs["speed"].CopyFrom(
-        tf.make_tensor_proto(speed, dtype=tf.float32))
+    # float32 [batch]: the form TF Serving's batching session needs (a
+    # scalar there fails the warmup, and with it the version's load).
+    request.inputs["speed"].CopyFrom(tf.make_tensor_proto(
+        [speed] * len(WARMUP_TEXTS), dtype=tf.float32))
     requests.append(request)
   return requests
 

@@ -138,7 +138,8 @@ class LiteRTRunner:
     """Runs the signature. Inputs are keyword-only (speed may be positional).
 
     Args:
-      speed: float in [0, 1].
+      speed: float in [0, 1] for the whole batch, or float32 [batch], one
+        per sample (as the SavedModel's signatures take it).
       **inputs: "ids": int32 [batch, seq] token_ids, segment_ids,
         padding_mask; "text": str/bytes [batch] text (and text_b).
 
