@@ -1,0 +1,359 @@
+"""Classify raw texts with early exit: `Predictor` over a model directory or
+an export.
+
+One object, two kinds of model on disk:
+  - a training `--model_dir` (config.json + weights + tokenizer, read by
+    `models.saving.load_model`), run through the same tf.function as the
+    export's text signature (`serving.export_module.ServingModule`);
+  - a SavedModel export: a version directory (`<base>/<version>/`) or the
+    export base (its newest numeric version), run through its
+    `predict_text` signature.
+Either way the answers come from the one early-exit loop
+(`inference.early_exit`), batched here, with `speed` a float for every text
+or one per text. TensorFlow is imported when a model is loaded, not when
+this module is.
+"""
+
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+
+from fastbert_tf.data.labels import LabelSet
+
+DEFAULT_BATCH_SIZE = 64
+TEXT_SIGNATURE = "predict_text"
+# Where an export may carry its label names (the training directory's
+# labels.json, copied); without one, labels are reported as ids.
+EXPORT_LABEL_FILES = (os.path.join("assets.extra", "labels.json"),
+                      os.path.join("assets", "labels.json"))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Predictions:
+  """Per-text answers of `Predictor.predict`, in input order.
+
+  Attributes:
+    label: int32 [n], the class id.
+    label_name: tuple of n str, the class name (its id as a string when the
+      model has no names).
+    probabilities: float32 [n, num_classes], of the answering classifier.
+    exit_layer: int32 [n], 1-based layer that answered.
+    uncertainty: float32 [n], the answering classifier's exit score.
+    flops: float32 [n], per-text FLOPs in the paper's unit.
+    baseline_flops: float, the full model's FLOPs per text.
+  """
+  label: np.ndarray
+  label_name: tuple
+  probabilities: np.ndarray
+  exit_layer: np.ndarray
+  uncertainty: np.ndarray
+  flops: np.ndarray
+  baseline_flops: float
+
+  def __len__(self):
+    return len(self.label)
+
+  @property
+  def mean_exit_layer(self):
+    return float(np.mean(self.exit_layer)) if len(self) else math.nan
+
+  @property
+  def speedup(self):
+    """Full-model FLOPs / mean FLOPs of these texts (paper Table 2)."""
+    return (self.baseline_flops / float(np.mean(self.flops)) if len(self)
+            else math.nan)
+
+  def record(self, i):
+    """Text i's answer as a json-ready dict."""
+    return dict(label=int(self.label[i]), label_name=self.label_name[i],
+                probabilities=[float(p) for p in self.probabilities[i]],
+                exit_layer=int(self.exit_layer[i]),
+                uncertainty=float(self.uncertainty[i]),
+                flops=float(self.flops[i]))
+
+
+class Predictor:
+  """Early-exit classification of raw texts, batched.
+
+  Build with `Predictor.load`; the constructor takes an already-built
+  classify function (tests, servers).
+
+  Args:
+    classify: callable(text, text_b, speed) -> dict of numpy outputs, with
+      text / text_b string numpy [batch] (text_b None for single-text
+      models) and speed float32 numpy [batch].
+    num_classes, num_layers: int.
+    baseline_flops: float, the full model's FLOPs per text.
+    text_pair: bool, whether the model takes (text, text_b) pairs.
+    labels: data.labels.LabelSet or None (ids only).
+    source: str, where the model came from (messages).
+    batch_size: int, texts per call of `classify`.
+
+  Examples:
+
+  >>> from fastbert_tf import Predictor
+  >>> predictor = Predictor.load("runs/quickstart")      # or an export
+  >>> out = predictor.predict(["这本书非常好看", "质量太差了"], speed=0.5)
+  >>> out.label_name, out.exit_layer, out.speedup
+  (('1', '0'), array([1, 2], dtype=int32), 1.9...)
+  >>> predictor.predict(["a", "b"], speed=[0.0, 0.8])   # one speed per text
+  """
+
+  def __init__(self, classify, num_classes, num_layers, baseline_flops,
+               text_pair=False, labels=None, source="",
+               batch_size=DEFAULT_BATCH_SIZE):
+    self._classify = classify
+    self.num_classes = int(num_classes)
+    self.num_layers = int(num_layers)
+    self.baseline_flops = float(baseline_flops)
+    self.text_pair = bool(text_pair)
+    self.labels = labels or LabelSet(self.num_classes)
+    if self.labels.num_classes != self.num_classes:
+      raise ValueError(f"{source}: labels.json names "
+                       f"{self.labels.num_classes} classes, the model has "
+                       f"{self.num_classes}")
+    self.source = source
+    self.batch_size = _positive("batch_size", batch_size)
+
+  @property
+  def label_names(self):
+    """Tuple of num_classes str, or None when the model knows ids only."""
+    return self.labels.names
+
+  @classmethod
+  def load(cls, path, batch_size=DEFAULT_BATCH_SIZE, dtype=None,
+           criterion=None, dispatch="cond"):
+    """Loads a training model directory or a SavedModel export.
+
+    Args:
+      path: str, a fastbert_tf model directory, a SavedModel version
+        directory, or an export base (its newest numeric version is used).
+      batch_size: int, texts per graph call.
+      dtype: model directories only: a Keras dtype policy to run in instead
+        of the saved one (e.g. "float32" for a mixed_float16 model on CPU).
+      criterion: model directories only: an inference.criteria
+        .ExitCriterion; default the one results.json records (entropy if
+        none). An export has its criterion compiled in.
+      dispatch: model directories only: early_exit dispatch ("cond" or
+        "tensor_array"); the answers are the same.
+
+    Returns:
+      Predictor.
+
+    Raises:
+      FileNotFoundError: path holds neither kind of model (the message says
+        what each needs).
+    """
+    kind, resolved = resolve_model_path(path)
+    if kind == "model_dir":
+      return _from_model_dir(cls, resolved, batch_size, dtype, criterion,
+                             dispatch)
+    return _from_saved_model(cls, resolved, batch_size)
+
+  def predict(self, texts, speed=0.5, text_b=None, batch_size=None):
+    """Classifies texts, each at the first layer confident enough.
+
+    Args:
+      texts: list of str (a lone str is a batch of one); none empty.
+      speed: float in [0, 1] for every text, or a sequence of one per text;
+        0 = the full model, higher = earlier exits.
+      text_b: list of str, the second segments, for pair models only.
+      batch_size: int, overrides the predictor's for this call.
+
+    Returns:
+      Predictions, in input order.
+
+    Raises:
+      ValueError: naming the first bad text or speed and what was expected.
+    """
+    texts, text_b = _texts("texts", texts), text_b
+    if self.text_pair != (text_b is not None):
+      raise ValueError(
+          f"{self.source} is a {'pair' if self.text_pair else 'single-text'}"
+          f" model: {'give' if self.text_pair else 'do not give'} text_b")
+    if text_b is not None:
+      text_b = _texts("text_b", text_b)
+      if len(text_b) != len(texts):
+        raise ValueError(f"text_b has {len(text_b)} texts, texts "
+                         f"{len(texts)}")
+    speeds = check_speeds(speed, len(texts))
+    size = _positive("batch_size", self.batch_size if batch_size is None
+                     else batch_size)
+    parts = []
+    for start in range(0, len(texts), size):
+      end = start + size
+      parts.append(self._classify(
+          np.array(texts[start:end], dtype=object),
+          None if text_b is None else np.array(text_b[start:end],
+                                               dtype=object),
+          speeds[start:end]))
+    return self._collect(parts)
+
+  def _collect(self, parts):
+    def cat(key, dtype, shape):
+      if not parts:
+        return np.zeros(shape, dtype)
+      return np.concatenate([np.asarray(p[key], dtype) for p in parts])
+    label = cat("label", np.int32, [0])
+    return Predictions(
+        label=label,
+        label_name=tuple(self.labels.name(int(k)) for k in label),
+        probabilities=cat("probabilities", np.float32, [0, self.num_classes]),
+        exit_layer=cat("exit_layer", np.int32, [0]),
+        uncertainty=cat("uncertainty", np.float32, [0]),
+        flops=cat("flops", np.float32, [0]),
+        baseline_flops=self.baseline_flops)
+
+
+def check_speeds(speed, n):
+  """float or sequence of n floats in [0, 1] -> float32 numpy [n].
+
+  Raises:
+    ValueError: naming the bad value (NaN included) or the length.
+  """
+  values = np.asarray(speed, dtype=np.float64)
+  if values.ndim == 0:
+    values = np.full([n], float(values))
+  elif values.shape != (n,):
+    raise ValueError(f"speed must be one float or one per text ({n}), got "
+                     f"shape {list(values.shape)}")
+  bad = np.flatnonzero(~((values >= 0.0) & (values <= 1.0)))
+  if bad.size:
+    raise ValueError(f"speed[{bad[0]}] must be a number in [0, 1], got "
+                     f"{values[bad[0]]}")
+  return values.astype(np.float32)
+
+
+def resolve_model_path(path):
+  """("model_dir" | "saved_model", directory) for a Predictor path.
+
+  Raises:
+    FileNotFoundError: neither a model directory, a SavedModel version nor
+      an export base with a numeric version.
+  """
+  path = os.fspath(path)
+  has = lambda *names: os.path.exists(os.path.join(path, *names))
+  if has("config.json") and has("model.weights.h5"):
+    return "model_dir", path
+  if has("saved_model.pb"):
+    return "saved_model", path
+  versions = sorted((int(d) for d in _listdir(path) if d.isdigit() and
+                     os.path.exists(os.path.join(path, d, "saved_model.pb"))),
+                    reverse=True)
+  if versions:
+    return "saved_model", os.path.join(path, str(versions[0]))
+  raise FileNotFoundError(
+      f"{path}: not a model: expected a fastbert_tf model directory "
+      "(config.json, model.weights.h5, tokenizer.json), a SavedModel "
+      "version directory (saved_model.pb) or an export base holding "
+      f"numeric versions; found {sorted(_listdir(path))[:20]}")
+
+
+def _listdir(path):
+  return os.listdir(path) if os.path.isdir(path) else []
+
+
+def _texts(name, texts):
+  if isinstance(texts, (str, bytes)):
+    texts = [texts]
+  texts = list(texts)
+  for i, text in enumerate(texts):
+    if isinstance(text, bytes):
+      text = text.decode("utf-8")
+      texts[i] = text
+    if not isinstance(text, str):
+      raise ValueError(f"{name}[{i}] must be a str, got "
+                       f"{type(text).__name__}")
+    if not text.strip():
+      raise ValueError(f"{name}[{i}] is empty or whitespace-only "
+                       f"({text!r}); the model needs text to classify")
+  return texts
+
+
+def _positive(name, value):
+  if int(value) < 1:
+    raise ValueError(f"{name} must be >= 1, got {value}")
+  return int(value)
+
+
+def _from_model_dir(cls, model_dir, batch_size, dtype, criterion, dispatch):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.inference import criteria  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.inference import flops as flops_lib  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.models import saving  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.serving import export_module  # pylint: disable=g-import-not-at-top
+  model, encoder = saving.load_model(model_dir, dtype=dtype)
+  if criterion is None:
+    criterion = criteria.ExitCriterion(**_recorded_criterion(model_dir))
+  table = flops_lib.flops_table(model.get_config(), encoder.max_seq_length)
+  # The export's own text function: a model directory and its export
+  # answer through the same graph.
+  module = export_module.ServingModule(model, encoder, table,
+                                       text_pair=encoder.text_pair,
+                                       criterion=criterion, dispatch=dispatch)
+
+  def classify(text, text_b, speed):
+    args = dict(text=tf.constant(text, tf.string),
+                speed=tf.constant(speed, tf.float32))
+    if text_b is not None:
+      args["text_b"] = tf.constant(text_b, tf.string)
+    return {k: v.numpy() for k, v in module.predict_text(**args).items()}
+
+  predictor = cls(classify, model.num_classes, model.num_layers,
+                  table.baseline, encoder.text_pair,
+                  LabelSet.load(model_dir, model.num_classes), model_dir,
+                  batch_size)
+  predictor.model, predictor.encoder = model, encoder
+  predictor.criterion = criterion
+  return predictor
+
+
+def _recorded_criterion(model_dir):
+  """results.json's exit_criterion ({name, top_k}), or {} (entropy)."""
+  path = os.path.join(model_dir, "results.json")
+  if not os.path.exists(path):
+    return {}
+  with open(path, encoding="utf-8") as f:
+    recorded = json.load(f).get("exit_criterion") or {}
+  return {k: recorded[k] for k in ("name", "top_k") if k in recorded}
+
+
+def _from_saved_model(cls, version_dir, batch_size):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_text  # noqa: F401  pylint: disable=unused-import,g-import-not-at-top
+  loaded = tf.saved_model.load(version_dir)
+  if TEXT_SIGNATURE not in loaded.signatures:
+    raise FileNotFoundError(
+        f"{version_dir}: the SavedModel has no {TEXT_SIGNATURE!r} signature "
+        f"(it has {sorted(loaded.signatures)}); export it with "
+        "export/export_saved_model.py")
+  signature = loaded.signatures[TEXT_SIGNATURE]
+  text_pair = "text_b" in signature.structured_input_signature[1]
+  num_classes = signature.structured_outputs["probabilities"].shape[-1]
+
+  def classify(text, text_b, speed):
+    args = dict(text=tf.constant(text, tf.string),
+                speed=tf.constant(speed, tf.float32))
+    if text_b is not None:
+      args["text_b"] = tf.constant(text_b, tf.string)
+    return {k: v.numpy() for k, v in signature(**args).items()}
+
+  # The export records neither its depth nor its full-model cost: one text
+  # at speed 0 leaves after the last layer and costs exactly the baseline.
+  probe = classify(np.array(["a"], object),
+                   np.array(["a"], object) if text_pair else None,
+                   np.zeros([1], np.float32))
+  labels = None
+  for name in EXPORT_LABEL_FILES:
+    path = os.path.join(version_dir, name)
+    if os.path.exists(path):
+      labels = LabelSet.load(os.path.dirname(path), num_classes)
+      break
+  predictor = cls(classify, num_classes, int(probe["exit_layer"][0]),
+                  float(probe["flops"][0]), text_pair, labels, version_dir,
+                  batch_size)
+  predictor.loaded = loaded
+  return predictor
