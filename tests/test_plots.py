@@ -72,6 +72,37 @@ def test_speed_plots_are_labelled_and_overlay_the_paper(plot, xlabel, ylabel):
     assert list(line.get_ydata()) == [1.60, 4.21, 7.23]
 
 
+TARGET = dict(target_accuracy_drop=1.0, target_speedup=None, dev_split="dev",
+              chosen_speed=0.5, met=True)
+
+
+@pytest.mark.parametrize("plot,x_key,y_key", [
+    (plots.plot_accuracy_vs_speed, "speed", "accuracy"),
+    (plots.plot_speedup_vs_speed, "speed", "speedup"),
+    (plots.plot_accuracy_vs_speedup, "speedup", "accuracy"),
+])
+def test_chosen_speed_is_starred(plot, x_key, y_key):
+  records = _records()
+  ax = plot(records, target=TARGET).axes[0]
+  stars = [l for l in ax.get_lines() if l.get_marker() == "*"]
+  assert len(stars) == 1
+  chosen = records[2]  # speed 0.5
+  scale = 100 if y_key == "accuracy" else 1
+  assert list(stars[0].get_xdata()) == [chosen[x_key]]
+  assert list(stars[0].get_ydata()) == pytest.approx([scale * chosen[y_key]])
+  assert ("chosen speed 0.5 (accuracy drop <= 1 points on dev)" in
+          _legend_texts(ax))
+  unmet = dict(TARGET, met=False, chosen_speed=None)
+  ax = plot(records, target=unmet).axes[0]
+  assert not [l for l in ax.get_lines() if l.get_marker() == "*"]
+
+
+def test_target_label_names_a_speedup_goal():
+  label = plots.target_label(dict(TARGET, target_accuracy_drop=None,
+                                  target_speedup=2.0, chosen_speed=0.3))
+  assert label == "chosen speed 0.3 (speedup >= 2x on dev)"
+
+
 def test_accuracy_vs_speed_does_not_magnify_tiny_changes():
   records = _records()
   for r in records:
@@ -118,7 +149,8 @@ def test_save_all_writes_valid_pngs(tmp_path):
       criterion=dict(name="entropy", top_k=2), max_speedup=3.87,
       speeds=_records(), histogram_speeds=_records(speeds=(0.1, 0.5, 0.8)),
       accuracy_by_uncertainty=[_bins(1), _bins(4)],
-      classifier_accuracy=[0.7, 0.8, 0.85, 0.9])
+      classifier_accuracy=[0.7, 0.8, 0.85, 0.9], num_layers=4,
+      target=TARGET)
   paths = plots.save_all(results, str(tmp_path), paper=BOOK)
   assert set(paths) == set(plots.FILES)
   for path in paths.values():

@@ -48,8 +48,38 @@ def _min_accuracy_span(ax, span=4.0):
     ax.set_ylim(mid - span / 2, mid + span / 2)
 
 
+# The speed a sweep's --target_* chose: a green star on the speed plots.
+TARGET = dict(color="tab:green", marker="*", markersize=15, linestyle="none",
+              zorder=5)
+
+
 def paper_label(paper):
-  return f"paper (BERT-base), {paper.dataset}"
+  """Names the paper's backbone and dataset, so the overlay is never read
+  as this model's numbers."""
+  return f"paper (BERT-base), {paper.dataset} (FastBERT Table 2)"
+
+
+def target_label(target):
+  """'chosen speed 0.3 (accuracy drop <= 1 point on dev)' for sweep.json's
+  target dict."""
+  if target.get("target_accuracy_drop") is not None:
+    goal = f"accuracy drop <= {target['target_accuracy_drop']:g} points"
+  else:
+    goal = f"speedup >= {target['target_speedup']:g}x"
+  return (f"chosen speed {target['chosen_speed']:g} ({goal} on "
+          f"{target['dev_split']})")
+
+
+def _mark_target(ax, records, target, x_key, y_key):
+  """Stars the record at the target's chosen speed (if one was chosen)."""
+  if not target or not target.get("met"):
+    return
+  point = next((r for r in records
+                if abs(r["speed"] - target["chosen_speed"]) < 1e-9), None)
+  if point is not None:
+    scale = 100 if y_key == "accuracy" else 1
+    ax.plot([point[x_key]], [scale * point[y_key]],
+            label=target_label(target), **TARGET)
 
 
 def _pct(records):
@@ -66,19 +96,24 @@ def _paper_baseline(ax, paper):
              f"{paper.bert_accuracy:.2f}%")
 
 
-def plot_accuracy_vs_speed(records, paper=None, title=""):
+def plot_accuracy_vs_speed(records, paper=None, title="", target=None,
+                           ours="this model"):
   """Accuracy (%) against speed; the paper's points when `paper` is given.
 
   Args:
     records: list of sweep records (speed, accuracy in [0, 1], ...).
     paper: paper_results.PaperResult or None.
     title: str, figure title.
+    target: sweep.json's target dict or None; a met target's chosen speed
+      is starred (also in the other speed plots).
+    ours: str, the legend label of this model's line (every plot).
 
   Returns:
     matplotlib.figure.Figure.
   """
   fig, ax = _figure(title)
-  ax.plot(_column(records, "speed"), _pct(records), label="this model", **OURS)
+  ax.plot(_column(records, "speed"), _pct(records), label=ours, **OURS)
+  _mark_target(ax, records, target, "speed", "accuracy")
   if paper:
     ax.plot([p.speed for p in paper.points], [p.accuracy for p in paper.points],
             label=paper_label(paper), **PAPER)
@@ -91,7 +126,8 @@ def plot_accuracy_vs_speed(records, paper=None, title=""):
   return fig
 
 
-def plot_speedup_vs_speed(records, paper=None, max_speedup=None, title=""):
+def plot_speedup_vs_speed(records, paper=None, max_speedup=None, title="",
+                          target=None, ours="this model"):
   """FLOPs speedup against speed.
 
   Args:
@@ -106,7 +142,8 @@ def plot_speedup_vs_speed(records, paper=None, max_speedup=None, title=""):
   """
   fig, ax = _figure(title)
   ax.plot(_column(records, "speed"), _column(records, "speedup"),
-          label="this model", **OURS)
+          label=ours, **OURS)
+  _mark_target(ax, records, target, "speed", "speedup")
   ax.axhline(1.0, color="dimgray", linestyle="-", linewidth=0.8,
              label="full model (1x); below it the students cost more "
              "than they save")
@@ -126,7 +163,7 @@ def plot_speedup_vs_speed(records, paper=None, max_speedup=None, title=""):
 
 
 def plot_accuracy_vs_speedup(records, paper=None, annotate=(0.1, 0.5, 0.8),
-                             title=""):
+                             title="", target=None, ours="this model"):
   """Accuracy (%) against speedup, the trade-off curve (paper Fig. 3).
 
   Args:
@@ -139,8 +176,8 @@ def plot_accuracy_vs_speedup(records, paper=None, annotate=(0.1, 0.5, 0.8),
     matplotlib.figure.Figure.
   """
   fig, ax = _figure(title)
-  ax.plot(_column(records, "speedup"), _pct(records), label="this model",
-          **OURS)
+  ax.plot(_column(records, "speedup"), _pct(records), label=ours, **OURS)
+  _mark_target(ax, records, target, "speedup", "accuracy")
   for r in records:
     if any(abs(r["speed"] - s) < 1e-9 for s in annotate):
       ax.annotate(f"{r['speed']:g}", (r["speedup"], 100 * r["accuracy"]),
@@ -270,7 +307,8 @@ def save_all(results, output_dir, paper=None):
 
   Args:
     results: the sweep.json dict (speeds, histogram_speeds,
-      accuracy_by_uncertainty, classifier_accuracy, criterion, ...).
+      accuracy_by_uncertainty, classifier_accuracy, criterion, num_layers,
+      split, and `target` when a speed was chosen: starred).
     output_dir: str, existing directory.
     paper: paper_results.PaperResult or None, overlaid on the speed plots.
 
@@ -281,12 +319,19 @@ def save_all(results, output_dir, paper=None):
   title = (f"{os.path.basename(os.path.normpath(results['model_dir']))}: "
            f"{results['split']} split ({results['num_samples']} samples), "
            f"criterion {results['criterion']['name']}")
+  # What this model is, beside the paper's BERT-base on its own data.
+  layers = results.get("num_layers")
+  speed_kwargs = dict(target=results.get("target"), ours=(
+      "this model" + (f" ({layers} layers)" if layers else "") +
+      f", {results['split']} split"))
   figures = dict(
-      accuracy_vs_speed=plot_accuracy_vs_speed(records, paper, title),
+      accuracy_vs_speed=plot_accuracy_vs_speed(records, paper, title,
+                                               **speed_kwargs),
       speedup_vs_speed=plot_speedup_vs_speed(
-          records, paper, results["max_speedup"], title),
+          records, paper, results["max_speedup"], title, **speed_kwargs),
       accuracy_vs_speedup=plot_accuracy_vs_speedup(records, paper,
-                                                   title=title),
+                                                   title=title,
+                                                   **speed_kwargs),
       exit_histogram=plot_exit_histogram(results["histogram_speeds"], title),
       accuracy_by_uncertainty=plot_accuracy_by_uncertainty(
           results["accuracy_by_uncertainty"], results["criterion"]["name"],
