@@ -90,7 +90,7 @@ def test_chosen_speed_is_starred(plot, x_key, y_key):
   scale = 100 if y_key == "accuracy" else 1
   assert list(stars[0].get_xdata()) == [chosen[x_key]]
   assert list(stars[0].get_ydata()) == pytest.approx([scale * chosen[y_key]])
-  assert ("chosen speed 0.5 (accuracy drop <= 1 points on dev)" in
+  assert ("chosen speed 0.5 (accuracy drop <= 1 point on dev)" in
           _legend_texts(ax))
   unmet = dict(TARGET, met=False, chosen_speed=None)
   ax = plot(records, target=unmet).axes[0]

@@ -63,7 +63,8 @@ def target_label(target):
   """'chosen speed 0.3 (accuracy drop <= 1 point on dev)' for sweep.json's
   target dict."""
   if target.get("target_accuracy_drop") is not None:
-    goal = f"accuracy drop <= {target['target_accuracy_drop']:g} points"
+    drop = target["target_accuracy_drop"]
+    goal = f"accuracy drop <= {drop:g} point{'' if drop == 1 else 's'}"
   else:
     goal = f"speedup >= {target['target_speedup']:g}x"
   return (f"chosen speed {target['chosen_speed']:g} ({goal} on "
