@@ -67,6 +67,19 @@ def test_litert_equals_saved_model(saved_model, runner, speed):
     assert len(set(got["exit_layer"].tolist())) >= 2
 
 
+def test_litert_mixed_speed_batch_equals_saved_model(saved_model, runner):
+  """speed float32 [batch]: one speed per sample in one LiteRT call gives
+  the SavedModel's per-sample answers; scalar calls still work after it."""
+  signature = tf.saved_model.load(saved_model).signatures["predict_ids"]
+  inputs = testing.random_inputs(24, 12, len(testing.TINY_VOCAB), seed=11)
+  speeds = np.tile(np.float32([0.0, 0.3, 0.6, 1.0]), 6)
+  got, want = _assert_litert_equals(signature, runner, speeds, inputs)
+  assert len(set(got["exit_layer"].tolist())) >= 3
+  np.testing.assert_allclose(got["flops"], want["flops"], rtol=1e-6)
+  for speed in (0.3, speeds[::-1].copy(), 1.0):  # the speed's rank changes
+    _assert_litert_equals(signature, runner, speed, inputs)
+
+
 def test_batch_size_and_length_can_change_between_calls(runner):
   for batch, seq in ((1, 5), (7, 16), (2, 3)):
     inputs = testing.random_inputs(batch, seq, len(testing.TINY_VOCAB))

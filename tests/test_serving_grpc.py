@@ -446,6 +446,11 @@ def test_protos_agree_with_tensorflow_both_ways(value):
   got = protos.make_ndarray(tf.make_tensor_proto(value))
   assert got.shape == value.shape and got.dtype == value.dtype
   np.testing.assert_array_equal(got, value)
+  # Without a dtype a numpy value keeps its own (a float64 speed must reach
+  # the server as DT_DOUBLE and be refused), Python numbers get TF's.
+  assert protos.make_tensor_proto(value).dtype == ours.dtype
+  assert protos.make_tensor_proto(0.5).dtype == tf.float32.as_datatype_enum
+  assert protos.make_tensor_proto([[1]]).dtype == tf.int32.as_datatype_enum
 
 
 def test_client_cli_requires_speed(server):

@@ -104,8 +104,9 @@ def make_tensor_proto(value, dtype=None):
 
   Args:
     value: the values; str becomes UTF-8 bytes (bytes pass through).
-    dtype: a numpy dtype (np.float32 ...) or None = the array's own
-      (Python floats become float32, ints int32; text becomes DT_STRING).
+    dtype: a numpy dtype (np.float32 ...) or None = a numpy value's own
+      (Python floats and lists of them become float32, ints int32; text
+      becomes DT_STRING).
 
   Returns:
     TensorProto with numbers in `tensor_content` (as tf.make_tensor_proto
@@ -121,7 +122,8 @@ def make_tensor_proto(value, dtype=None):
         v if isinstance(v, bytes) else str(v).encode("utf-8")
         for v in array.reshape(-1).tolist())
     return proto
-  if dtype is None:  # Python numbers: TF's defaults, not numpy's 64 bits
+  if dtype is None and not isinstance(value, (np.ndarray, np.generic)):
+    # Python numbers and lists: TF's defaults, not numpy's 64 bits.
     array = array.astype({"f": np.float32, "i": np.int32}.get(
         array.dtype.kind, array.dtype), copy=False)
   if array.dtype not in _ENUM:
