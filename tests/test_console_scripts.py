@@ -1,0 +1,78 @@
+"""Console scripts (setup.py entry points): each resolves, its --help lists
+the project's flags first; TensorFlow's no-GPU noise is quieted."""
+
+import importlib
+import os
+import runpy
+import subprocess
+import sys
+
+import pytest
+import setuptools
+
+from fastbert_tf import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# script -> flags its --help must show (a few of each).
+FLAGS = {
+    "fastbert-train": ("--model_dir", "--finetune_epochs", "--init_checkpoint"),
+    "fastbert-sweep": ("--model_dir", "--output_dir", "--exit_criterion"),
+    "fastbert-predict": ("--model_dir", "--input", "--output", "--speed"),
+    "fastbert-export": ("--model_dir", "--export_base", "--exit_criterion"),
+    "fastbert-serve": ("--model_base_path", "--port"),
+    "fastbert-flops": ("--preset", "--max_seq_length"),
+    "fastbert-beam": ("--model", "--input", "--output", "--speed"),
+}
+
+
+def _entry_points():
+  captured = {}
+  real = setuptools.setup
+  setuptools.setup = captured.update
+  try:
+    runpy.run_path(os.path.join(ROOT, "setup.py"))
+  finally:
+    setuptools.setup = real
+  return dict(line.split("=") for line in
+              captured["entry_points"]["console_scripts"])
+
+
+def test_every_script_resolves_to_a_function():
+  scripts = _entry_points()
+  assert set(scripts) == set(FLAGS)
+  for target in scripts.values():
+    module, function = target.split(":")
+    assert callable(getattr(importlib.import_module(module), function))
+
+
+@pytest.mark.parametrize("script", sorted(FLAGS))
+def test_help_shows_the_project_flags(script):
+  module, function = _entry_points()[script].split(":")
+  code = (f"import sys; sys.argv = [{script!r}, '--help']; "
+          f"from {module} import {function}; {function}()")
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+  text = out.stdout  # absl exits 1 after --help
+  assert "Try --helpfull" in text, out.stderr
+  for flag in FLAGS[script]:
+    assert f"  {flag}" in text, (flag, text[:2000])
+  # The project's flags, not absl's own, are what --help lists.
+  assert "--logtostderr" not in text
+  assert text.splitlines()[0].strip(), "the module's docstring heads --help"
+
+
+def test_quiet_tensorflow_logs(tmp_path, monkeypatch):
+  monkeypatch.setattr(cli, "_NVIDIA_DRIVER", (str(tmp_path / "none"),))
+  env = {}
+  assert cli.quiet_tensorflow_logs(env) == "3"
+  driver = tmp_path / "version"
+  driver.write_text("NVRM")
+  monkeypatch.setattr(cli, "_NVIDIA_DRIVER", (str(driver),))
+  env = {}
+  assert cli.quiet_tensorflow_logs(env) == "2"
+  env = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+  assert cli.quiet_tensorflow_logs(env) == "0"
+
+
+if __name__ == "__main__":
+  sys.exit(pytest.main([__file__]))
