@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup quickstart test bazel-test clean-runs
+.PHONY: setup quickstart test test-beam bazel-test clean-runs
 
 setup: $(STAMP)
 
@@ -24,6 +24,26 @@ test: $(STAMP)
 
 clean-runs:
 	rm -rf runs
+
+# The Apache Beam extra (pip install .[beam]) in its own virtualenv: Beam 2.77
+# needs protobuf < 7 and pyarrow < 26, the main pins are newer
+# (requirements-beam.txt says which versions replace them and why).
+BEAM_VENV ?= .venv-beam
+BEAM_PY := $(BEAM_VENV)/bin/python
+BEAM_STAMP := $(BEAM_VENV)/.installed-stamp
+BEAM_TESTS := tests/test_beam_inference.py tests/test_predictor.py \
+	tests/test_early_exit.py
+
+$(BEAM_STAMP): requirements.txt requirements-beam.txt setup.py
+	$(PYTHON) -m venv $(BEAM_VENV)
+	$(BEAM_PY) -m pip install -q --upgrade pip
+	grep -v -E '^(protobuf|pyarrow)==' requirements.txt > $(BEAM_VENV)/requirements-base.txt
+	$(BEAM_PY) -m pip install -q -r $(BEAM_VENV)/requirements-base.txt -r requirements-beam.txt
+	$(BEAM_PY) -m pip install -q --no-deps -e .
+	touch $(BEAM_STAMP)
+
+test-beam: $(BEAM_STAMP)
+	$(BEAM_PY) -m pytest $(BEAM_TESTS) -q
 
 # The suite under Bazel (WORKSPACE, BUILD.bazel files, tools/bazel/), offline:
 # installs Debian's Bazel if missing, writes .bazelrc.offline (local stand-ins

@@ -1,0 +1,101 @@
+"""A RunInference model handler for FastBERT models: batches of
+prediction_io.Record in, one answer dict per record out.
+
+The model is a fastbert_tf.Predictor (a training model directory or a
+SavedModel export, local or on any filesystem TensorFlow reads, e.g.
+gs://), loaded once per worker process and shared by its threads
+(RunInference's shared handle), or once per machine with large_model=True.
+
+Examples:
+
+>>> import apache_beam as beam
+>>> from apache_beam.ml.inference.base import RunInference
+>>> from fastbert_tf.beam.inference import FastBertModelHandler
+>>> from fastbert_tf.prediction_io import Record
+>>> handler = FastBertModelHandler("exports/quickstart", speed=0.5)
+>>> with beam.Pipeline() as p:
+...   (p | beam.Create([Record(0, "这本书很好看"), Record(0, "太差了", speed=0.0)])
+...      | RunInference(handler) | beam.Map(print))
+"""
+
+from collections.abc import Iterable
+from collections.abc import Sequence
+
+from apache_beam.ml.inference import base
+
+from fastbert_tf import prediction_io
+
+
+class FastBertModelHandler(base.ModelHandler):
+  """ModelHandler[Record, dict, Predictor].
+
+  Args:
+    model_path: str, what fastbert_tf.Predictor.load takes.
+    speed: float in [0, 1], for records without their own `speed`.
+    batch_size: int, texts per graph call, and the largest batch Beam forms.
+    min_batch_size: int, the smallest batch Beam waits for.
+    include_text: bool, copy text (and text_b) into each answer (text files
+      carry no line numbers or ids to join on).
+    large_model: bool, one model per machine shared across processes.
+    dtype: str or None, as Predictor.load's (model directories).
+  """
+
+  def __init__(self, model_path, speed=0.5, batch_size=64, min_batch_size=1,
+               include_text=True, large_model=False, dtype=None):
+    super().__init__(min_batch_size=min_batch_size, max_batch_size=batch_size,
+                     large_model=large_model)
+    if not 0.0 <= speed <= 1.0:
+      raise ValueError(f"speed must be in [0, 1], got {speed}")
+    self._model_path = model_path
+    self._speed = float(speed)
+    self._batch_size = int(batch_size)
+    self._min_batch_size = int(min_batch_size)
+    self._include_text = bool(include_text)
+    self._large_model = bool(large_model)
+    self._dtype = dtype
+
+  def load_model(self):
+    from fastbert_tf import cli  # pylint: disable=g-import-not-at-top
+    cli.quiet_tensorflow_logs()
+    from fastbert_tf.predictor import Predictor  # pylint: disable=g-import-not-at-top
+    return Predictor.load(self._model_path, batch_size=self._batch_size,
+                          dtype=self._dtype)
+
+  def run_inference(self, batch: Sequence[prediction_io.Record], model,
+                    inference_args=None) -> Iterable[dict]:
+    del inference_args
+    if not batch:
+      return []
+    out = model.predict(
+        [r.text for r in batch],
+        speed=[self._speed if r.speed is None else r.speed for r in batch],
+        text_b=[r.text_b for r in batch] if model.text_pair else None)
+    answers = []
+    for i, record in enumerate(batch):
+      answer = prediction_io.answer(record, out, i)
+      if self._include_text:
+        answer["text"] = record.text
+        if record.text_b is not None:
+          answer["text_b"] = record.text_b
+      if record.label is not None:
+        answer["true_label"] = record.label
+      answers.append(answer)
+    return answers
+
+  def get_num_bytes(self, batch: Sequence[prediction_io.Record]) -> int:
+    return sum(len(r.text.encode()) + len((r.text_b or "").encode())
+               for r in batch)
+
+  def batch_elements_kwargs(self):
+    return dict(min_batch_size=self._min_batch_size,
+                max_batch_size=self._batch_size)
+
+  def share_model_across_processes(self) -> bool:
+    return self._large_model
+
+  def update_model_path(self, model_path=None):
+    if model_path:
+      self._model_path = model_path
+
+  def get_metrics_namespace(self) -> str:
+    return "fastbert"
