@@ -24,13 +24,12 @@ The main names are re-exported here and imported on first use (PEP 562), so
 Examples:
 
 >>> import fastbert_tf
->>> predictor = fastbert_tf.Predictor.load("runs/quickstart")
->>> out = predictor.predict(["这本书非常好看"], speed=0.5)
->>> int(out.exit_layer[0]), out.label_name[0]
-(1, '1')
+>>> predictor = fastbert_tf.Predictor.load("runs/quickstart")   # or an export
+>>> out = predictor.predict(["这本书非常好看", "质量太差了"], speed=0.5)
+>>> out.label_name, out.exit_layer       # names from labels.json, else ids
+>>> out.probabilities, out.flops, out.speedup
 >>> table = fastbert_tf.flops_table(predictor.model.get_config(), 128)
->>> round(table.max_speedup, 2)
-3.65
+>>> table.baseline, table.max_speedup    # FLOPs of the full model, ceiling
 """
 
 import importlib

@@ -97,8 +97,7 @@ class Predictor:
   >>> from fastbert_tf import Predictor
   >>> predictor = Predictor.load("runs/quickstart")      # or an export
   >>> out = predictor.predict(["这本书非常好看", "质量太差了"], speed=0.5)
-  >>> out.label_name, out.exit_layer, out.speedup
-  (('1', '0'), array([1, 2], dtype=int32), 1.9...)
+  >>> out.label_name, out.exit_layer, out.speedup   # names, 1-based layers
   >>> predictor.predict(["a", "b"], speed=[0.0, 0.8])   # one speed per text
   """
 
@@ -189,7 +188,7 @@ class Predictor:
           np.array(texts[start:end], dtype=object),
           None if text_b is None else np.array(text_b[start:end],
                                                dtype=object),
-          speeds[start:end]))
+          speeds[::-1][start:end]))
     return self._collect(parts)
 
   def _collect(self, parts):
