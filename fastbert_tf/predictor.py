@@ -1,7 +1,8 @@
 """Classify raw texts with early exit: `Predictor` over a model directory or
 an export.
 
-One object, two kinds of model on disk:
+One object, two kinds of model on disk (and `Predictor.connect` for a
+served export, over gRPC):
   - a training `--model_dir` (config.json + weights + tokenizer, read by
     `models.saving.load_model`), run through the same tf.function as the
     export's text signature (`serving.export_module.ServingModule`);
@@ -15,20 +16,15 @@ this module is.
 """
 
 import dataclasses
-import json
 import math
-import os
 
 import numpy as np
 
+from fastbert_tf import predictor_backends as backends
 from fastbert_tf.data.labels import LabelSet
 
 DEFAULT_BATCH_SIZE = 64
-TEXT_SIGNATURE = "predict_text"
-# Where an export may carry its label names (the training directory's
-# labels.json, copied); without one, labels are reported as ids.
-EXPORT_LABEL_FILES = (os.path.join("assets.extra", "labels.json"),
-                      os.path.join("assets", "labels.json"))
+resolve_model_path = backends.resolve_model_path
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -146,11 +142,36 @@ class Predictor:
       FileNotFoundError: path holds neither kind of model (the message says
         what each needs).
     """
-    kind, resolved = resolve_model_path(path)
+    kind, resolved = backends.resolve_model_path(path)
     if kind == "model_dir":
-      return _from_model_dir(cls, resolved, batch_size, dtype, criterion,
-                             dispatch)
-    return _from_saved_model(cls, resolved, batch_size)
+      return backends.from_model_dir(cls, resolved, batch_size, dtype,
+                                     criterion, dispatch)
+    return backends.from_saved_model(cls, resolved, batch_size)
+
+  @classmethod
+  def connect(cls, address, model_name="default", timeout=10.0,
+              signature="serving_default", label_names=None,
+              batch_size=DEFAULT_BATCH_SIZE):
+    """A Predictor over a served export (TF Serving, or fastbert-serve).
+
+    Uses the gRPC client (fastbert_tf.serving.client), which does not
+    import TensorFlow. Every predict() call sends one request per batch.
+
+    Args:
+      address: str, "HOST:PORT".
+      model_name: str, the served model's name.
+      timeout: float, seconds per request.
+      signature: str, a text signature (serving_default / predict_text).
+      label_names: optional list of str (the server does not send them).
+      batch_size: int, texts per request (keep it under the server's
+        --max_texts_per_request).
+
+    Raises:
+      serving.client.ServingError: the server is unreachable or the
+        signature unknown.
+    """
+    return backends.from_server(cls, address, model_name, timeout,
+                                signature, label_names, batch_size)
 
   def predict(self, texts, speed=0.5, text_b=None, batch_size=None):
     """Classifies texts, each at the first layer confident enough.
@@ -188,7 +209,7 @@ class Predictor:
           np.array(texts[start:end], dtype=object),
           None if text_b is None else np.array(text_b[start:end],
                                                dtype=object),
-          speeds[::-1][start:end]))
+          speeds[start:end]))
     return self._collect(parts)
 
   def _collect(self, parts):
@@ -226,35 +247,6 @@ def check_speeds(speed, n):
   return values.astype(np.float32)
 
 
-def resolve_model_path(path):
-  """("model_dir" | "saved_model", directory) for a Predictor path.
-
-  Raises:
-    FileNotFoundError: neither a model directory, a SavedModel version nor
-      an export base with a numeric version.
-  """
-  path = os.fspath(path)
-  has = lambda *names: os.path.exists(os.path.join(path, *names))
-  if has("config.json") and has("model.weights.h5"):
-    return "model_dir", path
-  if has("saved_model.pb"):
-    return "saved_model", path
-  versions = sorted((int(d) for d in _listdir(path) if d.isdigit() and
-                     os.path.exists(os.path.join(path, d, "saved_model.pb"))),
-                    reverse=True)
-  if versions:
-    return "saved_model", os.path.join(path, str(versions[0]))
-  raise FileNotFoundError(
-      f"{path}: not a model: expected a fastbert_tf model directory "
-      "(config.json, model.weights.h5, tokenizer.json), a SavedModel "
-      "version directory (saved_model.pb) or an export base holding "
-      f"numeric versions; found {sorted(_listdir(path))[:20]}")
-
-
-def _listdir(path):
-  return os.listdir(path) if os.path.isdir(path) else []
-
-
 def _texts(name, texts):
   if isinstance(texts, (str, bytes)):
     texts = [texts]
@@ -276,83 +268,3 @@ def _positive(name, value):
   if int(value) < 1:
     raise ValueError(f"{name} must be >= 1, got {value}")
   return int(value)
-
-
-def _from_model_dir(cls, model_dir, batch_size, dtype, criterion, dispatch):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.inference import criteria  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.inference import flops as flops_lib  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.models import saving  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.serving import export_module  # pylint: disable=g-import-not-at-top
-  model, encoder = saving.load_model(model_dir, dtype=dtype)
-  if criterion is None:
-    criterion = criteria.ExitCriterion(**_recorded_criterion(model_dir))
-  table = flops_lib.flops_table(model.get_config(), encoder.max_seq_length)
-  # The export's own text function: a model directory and its export
-  # answer through the same graph.
-  module = export_module.ServingModule(model, encoder, table,
-                                       text_pair=encoder.text_pair,
-                                       criterion=criterion, dispatch=dispatch)
-
-  def classify(text, text_b, speed):
-    args = dict(text=tf.constant(text, tf.string),
-                speed=tf.constant(speed, tf.float32))
-    if text_b is not None:
-      args["text_b"] = tf.constant(text_b, tf.string)
-    return {k: v.numpy() for k, v in module.predict_text(**args).items()}
-
-  predictor = cls(classify, model.num_classes, model.num_layers,
-                  table.baseline, encoder.text_pair,
-                  LabelSet.load(model_dir, model.num_classes), model_dir,
-                  batch_size)
-  predictor.model, predictor.encoder = model, encoder
-  predictor.criterion = criterion
-  return predictor
-
-
-def _recorded_criterion(model_dir):
-  """results.json's exit_criterion ({name, top_k}), or {} (entropy)."""
-  path = os.path.join(model_dir, "results.json")
-  if not os.path.exists(path):
-    return {}
-  with open(path, encoding="utf-8") as f:
-    recorded = json.load(f).get("exit_criterion") or {}
-  return {k: recorded[k] for k in ("name", "top_k") if k in recorded}
-
-
-def _from_saved_model(cls, version_dir, batch_size):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_text  # noqa: F401  pylint: disable=unused-import,g-import-not-at-top
-  loaded = tf.saved_model.load(version_dir)
-  if TEXT_SIGNATURE not in loaded.signatures:
-    raise FileNotFoundError(
-        f"{version_dir}: the SavedModel has no {TEXT_SIGNATURE!r} signature "
-        f"(it has {sorted(loaded.signatures)}); export it with "
-        "export/export_saved_model.py")
-  signature = loaded.signatures[TEXT_SIGNATURE]
-  text_pair = "text_b" in signature.structured_input_signature[1]
-  num_classes = signature.structured_outputs["probabilities"].shape[-1]
-
-  def classify(text, text_b, speed):
-    args = dict(text=tf.constant(text, tf.string),
-                speed=tf.constant(speed, tf.float32))
-    if text_b is not None:
-      args["text_b"] = tf.constant(text_b, tf.string)
-    return {k: v.numpy() for k, v in signature(**args).items()}
-
-  # The export records neither its depth nor its full-model cost: one text
-  # at speed 0 leaves after the last layer and costs exactly the baseline.
-  probe = classify(np.array(["a"], object),
-                   np.array(["a"], object) if text_pair else None,
-                   np.zeros([1], np.float32))
-  labels = None
-  for name in EXPORT_LABEL_FILES:
-    path = os.path.join(version_dir, name)
-    if os.path.exists(path):
-      labels = LabelSet.load(os.path.dirname(path), num_classes)
-      break
-  predictor = cls(classify, num_classes, int(probe["exit_layer"][0]),
-                  float(probe["flops"][0]), text_pair, labels, version_dir,
-                  batch_size)
-  predictor.loaded = loaded
-  return predictor

@@ -128,6 +128,24 @@ def test_export_answers_equal_the_model_dir(predictor, export_base,
                              rtol=1e-5, atol=1e-6)
 
 
+def test_connect_to_a_server_answers_as_the_export(export_base):
+  from fastbert_tf.serving.server import LocalServer  # pylint: disable=g-import-not-at-top
+  local = Predictor.load(export_base)
+  speeds = np.float32([0.3] * 5 + [0.0, 1.0, 0.3, 0.0, 1.0])
+  with LocalServer(export_base, "fastbert", poll_wait_seconds=0) as server:
+    remote = Predictor.connect(server.address, "fastbert",
+                               label_names=NAMES, batch_size=4)
+    got = remote.predict(TEXTS, speed=speeds)
+  want = local.predict(TEXTS, speed=speeds)
+  assert (remote.num_layers, remote.num_classes) == (3, 3)
+  assert remote.baseline_flops == pytest.approx(local.baseline_flops)
+  np.testing.assert_array_equal(got.exit_layer, want.exit_layer)
+  np.testing.assert_array_equal(got.label, want.label)
+  np.testing.assert_allclose(got.probabilities, want.probabilities,
+                             rtol=1e-5, atol=1e-6)
+  assert got.label_name == tuple(NAMES[k] for k in want.label)
+
+
 def test_export_base_uses_the_newest_version(model_dir, export_base,
                                              tmp_path):
   del model_dir
