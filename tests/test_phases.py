@@ -99,19 +99,34 @@ def test_phase_variable_selection_partitions_the_model():
 
 
 def test_teacher_dropout_switch_changes_the_soft_labels():
+  """--teacher_dropout is what makes phase 2's soft labels noisy.
+
+  The students are made blind to dropout (zero logit kernels: their logits
+  are their biases, 0, whatever dropout does inside them), so the
+  distillation loss depends on the teacher's soft labels alone:
+  (L - 1) * KL(teacher || uniform) = (L - 1) * (log C - H(teacher)).
+  """
   model = testing.tiny_model(seed=2, dropout=0.5)
+  for student in model.students:
+    student.logits_dense.kernel.assign(
+        np.zeros(student.logits_dense.kernel.shape, np.float32))
   inputs, _ = _batch(model)
-  losses = []
+  teacher = tf.nn.softmax(model(inputs, training=False)[:, -1]).numpy()
+  entropy = -(teacher * np.log(teacher)).sum(-1)
+  clean_loss = (model.num_layers - 1) * np.mean(np.log(3) - entropy)
+  losses = {}
   for teacher_dropout in (False, True):
+    # lr 0: the weights never change, so only dropout can move the loss.
     _compile(model, keras.optimizers.SGD(0.0), "distill",
              teacher_dropout=teacher_dropout)
-    keras.utils.set_random_seed(0)
-    runs = [float(model.train_on_batch(inputs, return_dict=True)["loss"])
-            for _ in range(2)]
-    losses.append(runs)
-  # lr 0: weights never change and the seed is reset, so the only
-  # difference between the two settings is dropout in the frozen teacher.
-  assert losses[0] != losses[1]
+    losses[teacher_dropout] = [
+        float(model.train_on_batch(inputs, return_dict=True)["loss"])
+        for _ in range(3)]
+  # Off: the soft labels are the inference-mode teacher's, step after step.
+  np.testing.assert_allclose(losses[False], [clean_loss] * 3, rtol=1e-5)
+  # On: each step draws new dropout masks in the backbone and teacher.
+  assert len(set(losses[True])) == 3, losses
+  assert all(abs(l - clean_loss) > 1e-4 for l in losses[True]), losses
 
 
 def test_fit_reports_true_epoch_losses():
