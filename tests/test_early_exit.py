@@ -9,6 +9,7 @@ import tensorflow as tf
 from fastbert_tf import testing
 from fastbert_tf.inference import early_exit
 from fastbert_tf.inference import flops as flops_lib
+from fastbert_tf.layers.student_classifier import StudentClassifier
 
 VOCAB = len(testing.TINY_VOCAB)
 
@@ -112,10 +113,45 @@ def test_uncertainty_exactly_one_never_exits_early(dispatch):
   assert (got["exit_layer"] == model.num_layers).all()
 
 
-def test_speed_zero_costs_the_plain_model_and_skips_students(model, run):
+@pytest.mark.parametrize("dispatch", early_exit.DISPATCHES)
+def test_speed_zero_costs_the_plain_model_and_skips_students(dispatch,
+                                                             monkeypatch):
+  """At speed 0 one classifier runs per batch (the teacher), not L.
+
+  The `flops` output is assigned, not measured, so the students' skipping
+  is observed directly: every classifier call bumps a counter inside the
+  graph (a tf.Variable, so it counts executions, not traces). With
+  dispatch="tensor_array" every classifier runs through classifier 0's
+  code, so the count is of classifier executions of any kind.
+  """
+  calls = tf.Variable(0)
+  original = StudentClassifier.call
+
+  def counting_call(self, hidden, padding_mask, training=None):
+    with tf.control_dependencies([calls.assign_add(1)]):
+      return tf.identity(original(self, hidden, padding_mask, training))
+
+  monkeypatch.setattr(StudentClassifier, "call", counting_call)
+  model = testing.tiny_model(seed=3, dropout=0.0)  # near-uniform heads
   table = _flops(model)
-  got = _call(run, testing.random_inputs(8, 8, VOCAB, seed=5), 0.0)
-  np.testing.assert_allclose(got["flops"], table.baseline, rtol=1e-6)
+  run = early_exit.compiled_early_exit(model, table, dispatch=dispatch)
+  inputs = testing.random_inputs(8, 8, VOCAB, seed=5)
+  counts = {}
+  outputs = {}
+  # 1e-6: the students run (a speed above 0), yet no sample exits early.
+  for speed in (0.0, 1e-6):
+    calls.assign(0)
+    outputs[speed] = _call(run, inputs, speed)
+    counts[speed] = int(calls.numpy())
+  assert counts == {0.0: 1, 1e-6: model.num_layers}, counts
+  for speed in (0.0, 1e-6):
+    assert (outputs[speed]["exit_layer"] == model.num_layers).all()
+  np.testing.assert_array_equal(outputs[0.0]["probabilities"],
+                                outputs[1e-6]["probabilities"])
+  # So the whole batch costs the plain model: L layers and the teacher.
+  np.testing.assert_allclose(outputs[0.0]["flops"], table.baseline, rtol=1e-6)
+  np.testing.assert_allclose(outputs[1e-6]["flops"],
+                             table.at_exit(model.num_layers), rtol=1e-6)
 
 
 def test_flops_output_follows_the_exit_layer(model, run):
