@@ -33,14 +33,22 @@ def test_paper_component_figures():
 
 def test_exit_costs_and_speedup():
   table = _bert_base()
-  assert table.at_exit(1) == table.layer + table.classifier
-  assert table.at_exit(12) == 12 * (table.layer + table.classifier)
-  assert table.cumulative()[-1] == table.at_exit(12)
+  # Paper-unit figures (PAPER.md §4), not the table's own arithmetic: a
+  # sample leaving after layer k paid k layers and k classifiers.
+  per_exit = 1811.1e6 + 46.1e6
+  assert table.cumulative() == pytest.approx(
+      [k * per_exit for k in range(1, 13)], rel=1e-4)
+  # Walking every student costs 11 classifiers more than the plain model
+  # (one layer stack plus the teacher), why speed 0 skips the students.
+  assert table.at_exit(12) - table.baseline == pytest.approx(11 * 46.1e6,
+                                                             rel=1e-3)
   # The paper's largest speedup is ~11.75x (exit after layer 1).
   assert table.max_speedup == pytest.approx(11.75, abs=0.05)
-  assert table.speedup(table.baseline) == 1.0
-  with pytest.raises(ValueError, match="exit_layer"):
-    table.at_exit(13)
+  # Contract: speedup is baseline FLOPs over mean FLOPs.
+  assert table.speedup(table.baseline / 4) == pytest.approx(4.0)
+  for bad in (0, 13):
+    with pytest.raises(ValueError, match="exit_layer"):
+      table.at_exit(bad)
 
 
 def test_flops_grow_with_sequence_length_and_classes():

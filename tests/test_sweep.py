@@ -102,8 +102,9 @@ def test_agrees_with_evaluate_collect_outputs(model, dataset):
       table)
   assert {k: got[k] for k in want if k not in ("mean_flops", "speedup")} == {
       k: want[k] for k in want if k not in ("mean_flops", "speedup")}
+  # (Speed 0's cost is assigned by both sides; that the students really
+  # are skipped there is test_early_exit's counting test.)
   assert got["speedup"] == pytest.approx(want["speedup"], rel=1e-6)
-  assert sweep.derive(one_pass, (0.0,), table)[0]["speedup"] == 1.0
 
 
 def test_classifier_accuracy_and_uncertainty_bins():
