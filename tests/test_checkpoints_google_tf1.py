@@ -55,13 +55,39 @@ def write_checkpoint(path, tensors):
   return str(path)
 
 
-def test_checkpoint_holds_google_names(tmp_path):
+# The encoder's variable names in Google's BERT checkpoints, spelled out
+# here from google-research/bert's modeling.py scopes, independently of
+# both the reader's table (checkpoints/google_tf1.py) and the reference's
+# (testing/numpy_bert.py), so that a typo shared by those two cannot pass.
+GOOGLE_EMBEDDINGS = ("bert/embeddings/word_embeddings",
+                     "bert/embeddings/position_embeddings",
+                     "bert/embeddings/token_type_embeddings",
+                     "bert/embeddings/LayerNorm/gamma",
+                     "bert/embeddings/LayerNorm/beta")
+GOOGLE_LAYER = tuple(
+    f"{block}/{part}"
+    for block, parts in (
+        ("attention/self/query", ("kernel", "bias")),
+        ("attention/self/key", ("kernel", "bias")),
+        ("attention/self/value", ("kernel", "bias")),
+        ("attention/output/dense", ("kernel", "bias")),
+        ("attention/output/LayerNorm", ("gamma", "beta")),
+        ("intermediate/dense", ("kernel", "bias")),
+        ("output/dense", ("kernel", "bias")),
+        ("output/LayerNorm", ("gamma", "beta")))
+    for part in parts)
+
+
+def test_reader_consumes_exactly_googles_encoder_names(tmp_path):
   tensors = google_tensors(numpy_bert.random_params(**ARCH))
   path = write_checkpoint(tmp_path, tensors)
-  names = {n for n, _ in tf.train.list_variables(
-      os.path.join(path, "bert_model.ckpt"))}
-  assert names == set(tensors)
-  assert "bert/encoder/layer_1/attention/self/query/kernel" in names
+  report = checkpoints.restore_backbone(
+      BertBackbone(**checkpoints.read_info(path).architecture), path)
+  want = set(GOOGLE_EMBEDDINGS) | {f"bert/encoder/layer_{i}/{name}"
+                                   for i in range(2) for name in GOOGLE_LAYER}
+  assert set(report.consumed) == want
+  # Everything else in the file is reported, none of it silently dropped.
+  assert set(report.unused) == set(tensors) - want
 
 
 def test_matches_numpy_reference(tmp_path):
