@@ -73,12 +73,6 @@ def test_scores_match_numpy_and_step_matches_scores(name):
     np.testing.assert_allclose(step.numpy(), all_at_once[:, l], atol=1e-6)
 
 
-def test_patience_speed_mapping():
-  assert criteria.agreements_for_speed(1.0, 7) == 1
-  assert criteria.agreements_for_speed(0.5, 7) == 4
-  assert criteria.agreements_for_speed(0.0, 7) == float("inf")
-
-
 @pytest.fixture(scope="module")
 def model():
   return testing.tiny_model(seed=9, sharpen=6.0, dropout=0.0, num_layers=4)

@@ -20,7 +20,6 @@ for the early-exit loop, one layer at a time on the samples still active, and
 """
 
 import dataclasses
-import math
 
 import tensorflow as tf
 
@@ -110,10 +109,3 @@ def _patience_score(agreements, num_layers):
     return tf.ones(tf.shape(agreements))
   return 1.0 - tf.cast(agreements, tf.float32) / float(num_layers - 1)
 
-
-def agreements_for_speed(speed, num_layers):
-  """For patience: the consecutive agreements a speed asks for (smallest a
-  with 1 - a / (L - 1) < speed)."""
-  if speed <= 0:
-    return math.inf
-  return math.floor((1.0 - speed) * (num_layers - 1)) + 1
