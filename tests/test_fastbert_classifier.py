@@ -9,6 +9,7 @@ from fastbert_tf import testing
 from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.models import saving
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
+from fastbert_tf.testing import layer_tests
 
 
 def test_sublayer_names_are_stable():
@@ -73,6 +74,30 @@ def test_bad_architecture_is_rejected():
     testing.tiny_model(hidden_dim=15)
   with pytest.raises(ValueError, match="num_classes"):
     testing.tiny_model(num_classes=1)
+
+
+def test_layer_harness():
+  config = testing.tiny_config()
+  layer_tests.run_layer_test(
+      FastBertClassifier, config,
+      testing.random_inputs(4, 7, config["vocabulary_size"]),
+      expected_output_shape=(4, 3, 3),
+      # backbone 5 + 3 * 16, three classifiers of 14
+      expected_num_trainable_weights=5 + 3 * 16 + 3 * 14,
+      float32_outputs=True, float32_sublayers=("logits_dense",))
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, dict(layer_norm_type="uer", activation="gelu_approximate",
+             pooling="max", dtype="mixed_bfloat16")],
+                         ids=["bert", "uer-mixed_bfloat16"])
+def test_keras_saving(overrides, tmp_path):
+  config = testing.tiny_config(dropout=0.0, **overrides)
+  restored = layer_tests.run_model_saving_test(
+      FastBertClassifier, config,
+      testing.random_inputs(4, 7, config["vocabulary_size"], seed=6),
+      path=str(tmp_path))
+  assert restored.dtype_policy.name == overrides.get("dtype", "float32")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fastbert_tf.layers.student_classifier import StudentClassifier
+from fastbert_tf.testing import layer_tests
 
 
 def _inputs(seed=0, batch=4, seq=6, width=12):
@@ -73,6 +74,27 @@ def test_config_round_trip_and_bad_arguments():
     StudentClassifier(2, pooling="last-ish")
   with pytest.raises(ValueError, match="divisible"):
     StudentClassifier(2, hidden_dim=10, num_heads=3)
+
+
+@pytest.mark.parametrize("pooling", ["first", "max"])
+def test_layer_harness(pooling):
+  hidden, mask = _inputs()
+  layer_tests.run_layer_test(
+      StudentClassifier,
+      dict(num_classes=5, hidden_dim=8, num_heads=2, pooling=pooling),
+      dict(hidden=hidden, padding_mask=mask), expected_output_shape=(4, 5),
+      # input_dense 2, attention Q/K/V/O 8, pooled_dense 2, logits_dense 2
+      expected_num_trainable_weights=14,
+      # Logits stay float32 under any policy.
+      float32_outputs=True, float32_sublayers=("logits_dense",))
+
+
+def test_keras_saving(tmp_path):
+  hidden, mask = _inputs()
+  layer_tests.run_model_saving_test(
+      StudentClassifier, dict(num_classes=3, hidden_dim=8, num_heads=2,
+                              pooling="mean"),
+      dict(hidden=hidden, padding_mask=mask), path=str(tmp_path))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,14 @@ class UerLayerNormalization(keras.layers.Layer):
 
   Args:
     epsilon: float, UER uses 1e-6.
+    **kwargs: `name`, `dtype` and the other `keras.layers.Layer` arguments.
+      Outputs are in the compute dtype; the statistics are float32.
+
+  Examples:
+
+  >>> norm = UerLayerNormalization(epsilon=1e-6)
+  >>> norm(np.array([[1.0, 2.0, 3.0]], "float32"))   # std 1 (unbiased)
+  <tf.Tensor: shape=(1, 3), dtype=float32, numpy=array([[-1., 0., 1.]], ...)>
   """
 
   def __init__(self, epsilon=1e-6, **kwargs):
@@ -85,6 +93,16 @@ class BertEmbeddings(keras.layers.Layer):
       1e-3 would silently change every activation, so it is explicit here.
     layer_norm_type: "bert" (Keras' LayerNormalization) or "uer"
       (UerLayerNormalization, for the FastBERT authors' checkpoints).
+    **kwargs: `name`, `dtype` (a Keras dtype policy, passed to every
+      sublayer) and the other `keras.layers.Layer` arguments.
+
+  Examples:
+
+  >>> embeddings = BertEmbeddings(vocabulary_size=34, hidden_dim=16,
+  ...                             max_sequence_length=32)
+  >>> ids = np.array([[2, 7, 9, 3]], "int32")
+  >>> embeddings(ids, np.zeros_like(ids)).shape
+  TensorShape([1, 4, 16])
   """
 
   def __init__(self, vocabulary_size, hidden_dim, max_sequence_length,

@@ -25,6 +25,17 @@ class StudentClassifier(keras.layers.Layer):
     num_heads: int, attention heads (2 in the paper).
     pooling: "first" ([CLS]), or "mean"/"max" over unmasked positions.
     dropout: float, attention dropout rate.
+    **kwargs: `name`, `dtype` (a Keras dtype policy: every sublayer but
+      `logits_dense`, which stays float32) and the other
+      `keras.layers.Layer` arguments.
+
+  Examples:
+
+  >>> head = StudentClassifier(num_classes=3, hidden_dim=8, num_heads=2)
+  >>> hidden = np.random.normal(size=(2, 5, 16)).astype("float32")
+  >>> mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32")
+  >>> head(hidden, mask).shape     # float32 logits
+  TensorShape([2, 3])
   """
 
   def __init__(self, num_classes, hidden_dim=128, num_heads=2, pooling="first",

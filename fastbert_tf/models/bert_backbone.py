@@ -20,15 +20,34 @@ class BertBackbone(keras.layers.Layer):
   time; training calls the whole stack through `call()`.
 
   Args:
-    vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim,
-    max_sequence_length, num_segments: architecture (keras-hub names).
+    vocabulary_size: int, number of token ids.
+    num_layers: int, transformer layers (L).
+    num_heads: int, attention heads per layer; divides `hidden_dim`.
+    hidden_dim: int, width of every hidden state.
+    intermediate_dim: int, width of the feed-forward block.
+    max_sequence_length: int, learned positions.
+    num_segments: int, segment (token type) ids; 3 for UER checkpoints.
     dropout: float, hidden and attention dropout.
     layer_norm_epsilon: float, 1e-12 for BERT checkpoints.
-    activation: str, FFN activation ("gelu" = exact erf GELU;
-      "gelu_approximate" = tanh form used by keras-hub's BertBackbone).
+    activation: str, FFN activation: "gelu" (exact erf GELU, Keras'
+      `gelu`), "gelu_approximate" (the tanh form keras-hub's BertBackbone
+      uses, registered as `fastbert_tf>gelu_approximate`), or any name
+      `keras.activations.get` knows.
     layer_norm_type: "bert" (Keras LayerNormalization, Google/HF/keras-hub
       checkpoints) or "uer" (UerLayerNormalization everywhere, for the
       FastBERT authors' UER checkpoints).
+    **kwargs: `name`, `dtype` (a Keras dtype policy, passed to every
+      sublayer) and the other `keras.layers.Layer` arguments.
+
+  Examples:
+
+  >>> backbone = BertBackbone(vocabulary_size=34, num_layers=2, num_heads=2,
+  ...                         hidden_dim=16, intermediate_dim=32)
+  >>> ids = np.array([[2, 7, 9, 3, 0]], "int32")
+  >>> hidden = backbone(dict(token_ids=ids, segment_ids=np.zeros_like(ids),
+  ...                        padding_mask=(ids > 0).astype("int32")))
+  >>> len(hidden), hidden[-1].shape
+  (2, TensorShape([1, 5, 16]))
   """
 
   def __init__(self, vocabulary_size, num_layers, num_heads, hidden_dim,
@@ -69,6 +88,10 @@ class BertBackbone(keras.layers.Layer):
     ]
 
   def build(self, token_ids_shape):
+    # Keras' automatic build passes the shape of call()'s first argument:
+    # here the inputs dict, so a symbolic or functional call gets a dict.
+    if isinstance(token_ids_shape, dict):
+      token_ids_shape = token_ids_shape["token_ids"]
     self.embeddings.build(token_ids_shape)
     hidden_shape = tuple(token_ids_shape) + (self.hidden_dim,)
     for layer in self.transformer_layers:
@@ -141,9 +164,27 @@ class UerTransformerEncoder(keras_hub.layers.TransformerEncoder):
                            f"{name}; UER LayerNorm cannot be installed")
 
 
+@keras.saving.register_keras_serializable(package="fastbert_tf")
+def gelu_approximate(x):
+  """tanh-form GELU, keras-hub's BertBackbone activation.
+
+  A named, registered function rather than a lambda, so that the
+  transformer layers' configs serialize it by name (a lambda serializes as
+  bytecode, which `.keras` loading refuses in safe mode).
+
+  Args:
+    x: float tensor, any shape.
+
+  Returns:
+    gelu(x, approximate=True), same shape and dtype.
+  """
+  return keras.activations.gelu(x, approximate=True)
+
+
 def _activation(name):
   if name == "gelu":
-    return lambda x: keras.activations.gelu(x, approximate=False)
+    # Keras' gelu is the exact erf form by default and serializes as "gelu".
+    return keras.activations.gelu
   if name == "gelu_approximate":
-    return lambda x: keras.activations.gelu(x, approximate=True)
+    return gelu_approximate
   return keras.activations.get(name)

@@ -41,7 +41,27 @@ class FastBertClassifier(keras.Model):
   `dtype` (a Keras dtype policy, e.g. "mixed_bfloat16") reaches every
   sublayer, while logits, losses and LayerNorm statistics stay float32.
 
-  Example:
+  Args:
+    vocabulary_size: int, number of token ids.
+    num_layers: int, transformer layers (L); one classifier after each.
+    num_heads: int, attention heads per transformer layer.
+    hidden_dim: int, the backbone's width.
+    intermediate_dim: int, the feed-forward width.
+    num_classes: int, >= 2.
+    max_sequence_length: int, learned positions.
+    num_segments: int, segment ids (3 for UER checkpoints).
+    dropout: float, backbone and classifier dropout.
+    layer_norm_epsilon: float, 1e-12 for BERT checkpoints.
+    activation: str, FFN activation: "gelu" (exact) or "gelu_approximate".
+    classifier_hidden_dim: int, every classifier's width (128 in the paper).
+    classifier_num_heads: int, every classifier's attention heads (2).
+    pooling: "first" ([CLS]), "mean" or "max", for every classifier.
+    layer_norm_type: "bert" or "uer" (UER-py's LayerNorm everywhere).
+    dtype: a Keras dtype policy (or its name) for every sublayer; logits,
+      losses and LayerNorm statistics stay float32.
+    **kwargs: `name` and the other `keras.Model` arguments.
+
+  Examples:
 
   >>> model = FastBertClassifier(vocabulary_size=30522, num_layers=12,
   ...                            num_heads=12, hidden_dim=768,
