@@ -40,6 +40,11 @@ class Servable:
     self.signature_defs = dict(read_signature_defs(path))
     self.loaded = tf.saved_model.load(path)
     self._functions = dict(self.loaded.signatures)
+    # export_module saves one text function under both keys; calling it
+    # through one wrapper saves the second instantiation (seconds of graph
+    # optimization per load, under load much more).
+    if _same_interface(self.signature_defs, DEFAULT_SIGNATURE, "predict_text"):
+      self._functions["predict_text"] = self._functions[DEFAULT_SIGNATURE]
     self._batchers = {}
     if batching_options is not None:
       self._batchers = {
@@ -141,6 +146,20 @@ class Servable:
     """Stops the batch threads (queued requests are answered first)."""
     for batcher in self._batchers.values():
       batcher.close()
+
+
+def _same_interface(signature_defs, a, b):
+  """Whether two SignatureDefs take and return the same keys, dtypes and
+  shapes (their tensor names always differ)."""
+  if a not in signature_defs or b not in signature_defs:
+    return False
+
+  def interface(signature):
+    return (signature.method_name, *(
+        sorted((k, v.dtype, v.tensor_shape.SerializeToString())
+               for k, v in io.items())
+        for io in (signature.inputs, signature.outputs)))
+  return interface(signature_defs[a]) == interface(signature_defs[b])
 
 
 def read_signature_defs(path):

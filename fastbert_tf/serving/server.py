@@ -50,6 +50,9 @@ class PredictionService:
     self.manager = manager
     self.limits = limits
     self.access_log = access_log
+    self.in_flight = 0
+    self.served = 0
+    self._count_lock = threading.Lock()
 
   def handler(self):
     """The grpc.GenericRpcHandler serving every method of the service."""
@@ -80,6 +83,16 @@ class PredictionService:
 
   def _wrap(self, method, fn, request_class):
     def call(data, context):
+      with self._count_lock:
+        self.in_flight += 1
+      try:
+        return serve(data, context)
+      finally:
+        with self._count_lock:
+          self.in_flight -= 1
+          self.served += 1
+
+    def serve(data, context):
       start = time.perf_counter()
       note = {}
       code, message, response = grpc.StatusCode.OK, None, None
@@ -163,8 +176,11 @@ class LocalServer:
                ("grpc.so_reuseport", 0)]
     self._server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers), options=options)
-    self._server.add_generic_rpc_handlers((PredictionService(
-        self.manager, limits, self.access_log).handler(),))
+    self.service = PredictionService(self.manager, limits, self.access_log)
+    self._server.add_generic_rpc_handlers((self.service.handler(),))
+    self._stop = threading.Event()
+    self._trimmer = threading.Thread(target=self._trim_when_idle,
+                                     daemon=True, name="trim")
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
       self.port = self._server.add_insecure_port(bind)
@@ -179,7 +195,18 @@ class LocalServer:
     """The newest loaded version (a servable_lib.Servable)."""
     return self.manager.newest()
 
+  def _trim_when_idle(self, period=2.0):
+    """After a burst, once no request is in flight, give freed memory back
+    (versions.release_memory): RSS returns near its start."""
+    trimmed_at = 0
+    while not self._stop.wait(period):
+      served = self.service.served
+      if self.service.in_flight == 0 and served != trimmed_at:
+        versions_lib.release_memory()
+        trimmed_at = served
+
   def start(self):
+    self._trimmer.start()
     self._server.start()
     logging.info("Serving model '%s' versions %s at %s", self.manager.name,
                  self.manager.versions, self.address)
@@ -188,6 +215,7 @@ class LocalServer:
   def stop(self, grace=None):
     """Stops accepting calls; in-flight ones get `grace` seconds."""
     self._server.stop(grace).wait()
+    self._stop.set()
     self.manager.stop()
     self.access_log.close()
 

@@ -10,6 +10,7 @@ labelled version stays loaded beside the latest N (TF Serving needs a
 `specific` version policy for that).
 """
 
+import ctypes
 import gc
 import os
 import threading
@@ -21,6 +22,17 @@ from absl import logging
 from fastbert_tf.serving import protos
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
+
+
+def release_memory():
+  """Collects garbage and hands freed heap pages back to the OS: glibc
+  keeps them in per-thread arenas otherwise, and a server with many
+  request threads would never shrink after a burst or an unload."""
+  gc.collect()
+  try:
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+  except (OSError, AttributeError):  # not glibc: nothing to do
+    pass
 
 
 def parse_labels(text):
@@ -231,7 +243,7 @@ class VersionManager:
       # and weights go with the last of them.
       servables[version].close()
     del servables
-    gc.collect()
+    release_memory()
 
   def _poll_loop(self):
     while not self._stop.wait(self._poll_wait):
