@@ -176,12 +176,22 @@ def test_schedule_warms_up_then_decays_to_zero():
   assert values[2] == pytest.approx(1e-3)
   assert values[3] == pytest.approx(5e-4)
   assert values[4] == 0.0 and values[5] == 0.0
+  # No warmup starts at the peak; a one-step phase runs it at the peak once.
+  no_warmup = optimization.LinearWarmupDecay(1e-3, total_steps=4,
+                                             warmup_steps=0)
+  assert float(no_warmup(0)) == pytest.approx(1e-3)
+  one_step = optimization.LinearWarmupDecay(1e-3, total_steps=1,
+                                            warmup_steps=0)
+  assert [float(one_step(s)) for s in (0, 1)] == [pytest.approx(1e-3), 0.0]
 
 
 def test_optimizer_is_adamw_without_decay_on_norms_and_biases():
   optimizer = optimization.make_optimizer(2e-5, 1000, 0.1, 0.01)
   assert isinstance(optimizer, keras.optimizers.AdamW)
   assert optimizer.weight_decay == 0.01
+  assert optimizer.epsilon == 1e-6  # the authors' AdamW epsilon
+  schedule = optimizer._learning_rate  # pylint: disable=protected-access
+  assert (schedule.total_steps, schedule.warmup_steps) == (1000, 100)
   model = testing.tiny_model()
   decayed = {v.name for v in model.trainable_variables
              if optimizer._use_weight_decay(v)}
