@@ -1,0 +1,77 @@
+"""bench/peers_lib.py: the pure helpers of the peers benchmark (no TF, torch
+or ONNX Runtime needed)."""
+
+import collections
+
+import numpy as np
+import pytest
+
+from bench import peers_lib
+
+
+def test_key_round_trip():
+  for args in (("tf", "saved_model_cond", 1, 0.5), ("ort", "fused", 32, None),
+               ("torch", "fastbert_unpadded", 1, 0.0)):
+    k = peers_lib.key(*args)
+    assert peers_lib.parse_key(k) == args
+  assert peers_lib.key("tf", "plain", 1) == "tf/plain@b1"
+  assert peers_lib.key("tf", "x", 32, 0.1) == "tf/x@b32s0.1"
+
+
+def test_group_of_puts_full_models_in_their_own_group():
+  assert peers_lib.group_of("tf/plain@b32") == (32, None)
+  assert peers_lib.group_of("litert/litert@b1s0.8") == (1, 0.8)
+
+
+def test_batches_keep_every_item_in_order():
+  assert peers_lib.batches(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
+
+
+def test_normalized_entropy():
+  u = peers_lib.normalized_entropy([[0.25] * 4, [1.0, 0, 0, 0]])
+  np.testing.assert_allclose(u, [1.0, 0.0], atol=1e-12)
+
+
+def _reference():
+  return dict(labels=[0, 1, 2], exit_layers=[1, 6, 2],
+              uncertainty=[0.01, 0.9, 0.3])
+
+
+def test_check_agreement_passes_and_counts():
+  out = peers_lib.check_agreement("c", [0, 1, 2], [1, 6, 2], _reference(), 0.5)
+  assert out == dict(texts=3, labels_equal=3, exit_layers_equal=3)
+  full = peers_lib.check_agreement("full", [0, 1, 2], None, _reference())
+  assert full["exit_layers_equal"] is None
+
+
+def test_check_agreement_names_the_texts_that_differ():
+  with pytest.raises(peers_lib.AgreementError, match=r"text 2: .*exit 3 vs 2"):
+    peers_lib.check_agreement("c", [0, 1, 2], [1, 6, 3], _reference(), 0.5)
+  with pytest.raises(peers_lib.AgreementError, match="text 0: label 3 vs 0"):
+    peers_lib.check_agreement("c", [3, 1, 2], None, _reference())
+  with pytest.raises(peers_lib.AgreementError, match="2 answers for 3"):
+    peers_lib.check_agreement("c", [0, 1], None, _reference())
+
+
+def test_schedule_visits_each_group_and_worker_once_per_round():
+  groups = {(1, 0.5): {"tf", "torch"}, (1, None): {"ort", "tf"},
+            (32, 0.0): {"litert"}}
+  order = peers_lib.schedule(groups, ["tf", "torch", "ort", "litert"], 3, 7)
+  assert len(order) == 3 * 5
+  for r in range(3):
+    pairs = collections.Counter((g, w) for rr, g, w in order if rr == r)
+    assert pairs == collections.Counter(
+        (g, w) for g, ws in groups.items() for w in ws)
+  assert order == peers_lib.schedule(groups, [], 3, 7)
+  assert order != peers_lib.schedule(groups, [], 3, 8)
+
+
+def test_medians_and_table():
+  sps = {k: 256 / v for k, v in peers_lib.medians(
+      {"tf/plain@b1": [2.0, 1.0, 3.0], "tf/loop@b1s0.5": [1.0],
+       "tf/loop@b1s0": [4.0]}).items()}
+  assert sps["tf/plain@b1"] == 128.0
+  rows = peers_lib.table_rows(sps)
+  assert rows[0].startswith("| batch | contender | speed 0 |")
+  assert "| 1 | tf/loop | 64.0 |  | 256.0 |  |" in rows
+  assert "| 1 | tf/plain | 128.0 | 128.0 | 128.0 | 128.0 |" in rows
