@@ -12,7 +12,6 @@ allowed_batch_sizes the batch is filled up with copies of the last task's
 first row; outputs are split back by each task's row count.
 """
 
-import os
 import sys
 import threading
 from concurrent import futures

@@ -28,7 +28,6 @@ from absl import logging
 from google.protobuf import message as proto_message
 
 from fastbert_tf.serving import access_log as access_log_lib
-from fastbert_tf.serving import batching
 from fastbert_tf.serving import grpc_utils
 from fastbert_tf.serving import protos
 from fastbert_tf.serving import servable as servable_lib
