@@ -78,28 +78,45 @@ def use_doc(doc):
     main.__doc__ = doc
 
 
+def _delegate(module):
+  """Runs module.run() (which defines its flags, then calls absl's app.run)
+  with the project's flags in --help and the module's docstring atop it.
+
+  The hook goes into absl.app.run for this one call, so the module's own
+  run() (its flags, logging set-up) is used unchanged.
+  """
+  from absl import app  # pylint: disable=g-import-not-at-top
+  original = app.run
+
+  def run_with_help(main, *args, **kwargs):
+    app.run = original
+    project_flags_in_help()
+    use_doc(module.__doc__)
+    return original(main, *args, **kwargs)
+
+  app.run = run_with_help
+  try:
+    module.run()
+  finally:
+    app.run = original
+
+
 def train():
   quiet_tensorflow_logs()
-  from fastbert_tf import flags as fastbert_flags  # pylint: disable=g-import-not-at-top
   from fastbert_tf import train as module  # pylint: disable=g-import-not-at-top
-  _run(fastbert_flags.define_flags, module.main, module.__doc__)
+  _delegate(module)
 
 
 def sweep():
   quiet_tensorflow_logs()
-  from fastbert_tf import flags as fastbert_flags  # pylint: disable=g-import-not-at-top
   from fastbert_tf import sweep as module  # pylint: disable=g-import-not-at-top
-
-  def define():
-    fastbert_flags.define_sweep_flags()
-    fastbert_flags.define_exit_flags()
-  _run(define, module.main, module.__doc__)
+  _delegate(module)
 
 
 def flops():
   quiet_tensorflow_logs()
   from fastbert_tf import flops as module  # pylint: disable=g-import-not-at-top
-  _run(module.define_flags, module.main, module.__doc__)
+  _delegate(module)
 
 
 def serve():

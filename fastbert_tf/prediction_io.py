@@ -130,9 +130,13 @@ class LineParser:
                      f"{show(text)}") from None
     if not isinstance(obj, dict):
       raise RowError(f"expected a json object, got {show(obj)}")
+    return self.from_fields(obj, line)
+
+  def from_fields(self, obj, line=0):
+    """A jsonl record's fields (dict) -> Record; raises RowError."""
     if ("text" in obj) == ("text_a" in obj):
       raise RowError(f"needs exactly one of the fields text, text_a: "
-                     f"{show(text)}")
+                     f"{show(obj)}")
     text_a = obj.get("text", obj.get("text_a"))
     if ("text_b" in obj) != self.text_pair:
       raise RowError(self._pairs_message(
@@ -214,8 +218,9 @@ def open_lines(path):
 
 
 def answer(record, predictions, i, digits=6):
-  """The output dict of record's answer, predictions' row i."""
-  out = dict(line=record.line)
+  """The output dict of record's answer, predictions' row i (`line` only
+  when the record has one)."""
+  out = dict(line=record.line) if record.line else {}
   if record.id is not None:
     out["id"] = record.id
   row = predictions.record(i)
@@ -236,7 +241,7 @@ def format_answer(out, fmt):
   """One output line (no newline) for an `answer` dict."""
   if fmt == "jsonl":
     return json.dumps(out, ensure_ascii=False)
-  return "\t".join([str(out["line"]), str(out["label"]),
+  return "\t".join([str(out.get("line", "")), str(out["label"]),
                     _tsv_safe(out["label_name"])] +
                    [repr(p) for p in out["probabilities"]] +
                    [str(out["exit_layer"]), repr(out["uncertainty"]),

@@ -88,6 +88,11 @@ class Predictor:
     source: str, where the model came from (messages).
     batch_size: int, texts per call of `classify`.
 
+  Attributes:
+    sort_by_length: bool (default True), batch texts of similar length
+      together within each predict() call (less padding; the answers come
+      back in input order and do not depend on the batching).
+
   Examples:
 
   >>> from fastbert_tf import Predictor
@@ -112,6 +117,7 @@ class Predictor:
                        f"{self.num_classes}")
     self.source = source
     self.batch_size = _positive("batch_size", batch_size)
+    self.sort_by_length = True
 
   @property
   def label_names(self):
@@ -202,21 +208,27 @@ class Predictor:
     speeds = check_speeds(speed, len(texts))
     size = _positive("batch_size", self.batch_size if batch_size is None
                      else batch_size)
+    # Batches of similar lengths pad little (a batch runs at its longest
+    # text's length); answers go back to input order below.
+    lengths = [len(a) + (len(text_b[i]) if text_b else 0)
+               for i, a in enumerate(texts)]
+    order = (np.argsort(lengths, kind="stable") if self.sort_by_length
+             else np.arange(len(texts)))
+    texts = np.array(texts, dtype=object)
+    text_b = None if text_b is None else np.array(text_b, dtype=object)
     parts = []
     for start in range(0, len(texts), size):
-      end = start + size
-      parts.append(self._classify(
-          np.array(texts[start:end], dtype=object),
-          None if text_b is None else np.array(text_b[start:end],
-                                               dtype=object),
-          speeds[start:end]))
-    return self._collect(parts)
+      rows = order[start:start + size]
+      parts.append(self._classify(texts[rows], None if text_b is None else
+                                  text_b[rows], speeds[rows]))
+    return self._collect(parts, np.argsort(order))
 
-  def _collect(self, parts):
+  def _collect(self, parts, inverse):
     def cat(key, dtype, shape):
       if not parts:
         return np.zeros(shape, dtype)
-      return np.concatenate([np.asarray(p[key], dtype) for p in parts])
+      return np.concatenate([np.asarray(p[key], dtype)
+                             for p in parts])[inverse]
     label = cat("label", np.int32, [0])
     return Predictions(
         label=label,

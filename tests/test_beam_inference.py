@@ -1,5 +1,6 @@
-"""The Beam pipeline (RunInference + FastBertModelHandler) on the DirectRunner
-answers as the Predictor does. Needs the `beam` extra (make test-beam);
+"""The Beam pipeline (RunInference + FastBertModelHandler) on the local
+runner (FnApiRunner, the DirectRunner's engine) answers as the Predictor
+does. Needs the `beam` extra (make test-beam);
 skipped without apache_beam."""
 
 import glob
@@ -40,7 +41,9 @@ def models(tmp_path_factory):
 
 def _run(input_pattern, output, model_path, speed=0.3, input_format=""):
   info = pipeline.describe_model(model_path)
-  with beam.Pipeline(runner="DirectRunner") as p:
+  # The DirectRunner's in-process engine. DirectRunner itself would first
+  # try to download Beam's Prism runner binary (no network in tests).
+  with beam.Pipeline(runner="FnApiRunner") as p:
     _ = p | pipeline.ClassifyFiles(input_pattern, output, model_path, speed,
                                    info, input_format, batch_size=16)
   answers = []

@@ -85,6 +85,45 @@ def test_per_text_speeds_and_small_batches(model_dir, predictor):
   assert got.exit_layer[1] == 1 and got.exit_layer[0] == model.num_layers
 
 
+def test_batches_group_lengths_and_answers_keep_input_order():
+  seen = []
+
+  def classify(text, text_b, speed):
+    seen.append([len(t) for t in text])
+    n = len(text)
+    return dict(label=np.array([len(t) % 2 for t in text]),
+                probabilities=np.zeros([n, 2]), exit_layer=np.ones(n),
+                uncertainty=speed, flops=np.array([float(len(t))
+                                                   for t in text]))
+
+  predictor = Predictor(classify, num_classes=2, num_layers=3,
+                        baseline_flops=10.0, batch_size=2)
+  texts = ["aaaa", "b", "ccc", "dd", "eeeee"]
+  out = predictor.predict(texts, speed=[0.1, 0.2, 0.3, 0.4, 0.5])
+  assert seen == [[1, 2], [3, 4], [5]]
+  assert out.flops.tolist() == [4.0, 1.0, 3.0, 2.0, 5.0]
+  np.testing.assert_allclose(out.uncertainty, [0.1, 0.2, 0.3, 0.4, 0.5])
+  assert out.label.tolist() == [0, 1, 1, 0, 1]
+  seen.clear()
+  predictor.sort_by_length = False
+  predictor.predict(texts, speed=0.5)
+  assert seen == [[4, 1], [3, 2], [5]]
+
+
+def test_length_sorted_batches_answer_as_unsorted(predictor):
+  texts = [t * (1 + i % 4) for i, t in enumerate(TEXTS)]
+  sorted_out = predictor.predict(texts, speed=0.3, batch_size=3)
+  predictor.sort_by_length = False
+  try:
+    plain = predictor.predict(texts, speed=0.3, batch_size=3)
+  finally:
+    predictor.sort_by_length = True
+  np.testing.assert_array_equal(sorted_out.exit_layer, plain.exit_layer)
+  np.testing.assert_array_equal(sorted_out.label, plain.label)
+  np.testing.assert_allclose(sorted_out.probabilities, plain.probabilities,
+                             rtol=1e-5, atol=1e-6)
+
+
 def test_names_flops_and_totals(model_dir, predictor):
   _, model, encoder = model_dir
   table = flops_lib.flops_table(model.get_config(), encoder.max_seq_length)

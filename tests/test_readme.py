@@ -46,11 +46,15 @@ def _commands():
   """(entry point, [flag names]) of every command in the bash blocks."""
   found = []
   for block in _blocks("bash"):
+    pending = ""  # a quoted string may span lines (e.g. TF_CONFIG='{...}')
     for line in block.replace("\\\n", " ").splitlines():
-      line = line.split("#")[0].strip()
-      if not line:
+      pending += line + "\n"
+      try:
+        tokens = shlex.split(pending, comments=True)
+      except ValueError:
         continue
-      tokens = shlex.split(line.rstrip("&"))
+      pending = ""
+      tokens = [t for t in tokens if t not in ("&", "&&")]
       entry = _entry(tokens)
       if entry:
         names = [t[2:].split("=")[0] for t in tokens

@@ -26,6 +26,15 @@ from apache_beam.ml.inference import base
 from fastbert_tf import prediction_io
 
 
+# Characters (text and text_b): bucket edges of BatchElements' length_fn.
+LENGTH_BUCKETS = [32, 64, 128, 256, 512, 1024]
+
+
+def record_length(record):
+  """Characters of a Record's text(s), for length-bucketed batches."""
+  return len(record.text) + len(record.text_b or "")
+
+
 class FastBertModelHandler(base.ModelHandler):
   """ModelHandler[Record, dict, Predictor].
 
@@ -42,14 +51,16 @@ class FastBertModelHandler(base.ModelHandler):
 
   def __init__(self, model_path, speed=0.5, batch_size=64, min_batch_size=1,
                include_text=True, large_model=False, dtype=None):
+    # Beam's length-bucketed batching: texts of similar length share a
+    # batch, which then pads little (as the Predictor's own sorting).
     super().__init__(min_batch_size=min_batch_size, max_batch_size=batch_size,
-                     large_model=large_model)
+                     large_model=large_model, batch_length_fn=record_length,
+                     batch_bucket_boundaries=LENGTH_BUCKETS)
     if not 0.0 <= speed <= 1.0:
       raise ValueError(f"speed must be in [0, 1], got {speed}")
     self._model_path = model_path
     self._speed = float(speed)
     self._batch_size = int(batch_size)
-    self._min_batch_size = int(min_batch_size)
     self._include_text = bool(include_text)
     self._large_model = bool(large_model)
     self._dtype = dtype
@@ -58,8 +69,13 @@ class FastBertModelHandler(base.ModelHandler):
     from fastbert_tf import cli  # pylint: disable=g-import-not-at-top
     cli.quiet_tensorflow_logs()
     from fastbert_tf.predictor import Predictor  # pylint: disable=g-import-not-at-top
-    return Predictor.load(self._model_path, batch_size=self._batch_size,
-                          dtype=self._dtype)
+    predictor = Predictor.load(self._model_path, batch_size=self._batch_size,
+                               dtype=self._dtype)
+    # Trace the graph here, so that the first batch is not minutes slower
+    # than the others and Beam's load_model metric holds the whole start-up.
+    predictor.predict(["a"], self._speed,
+                      text_b=["a"] if predictor.text_pair else None)
+    return predictor
 
   def run_inference(self, batch: Sequence[prediction_io.Record], model,
                     inference_args=None) -> Iterable[dict]:
@@ -85,10 +101,6 @@ class FastBertModelHandler(base.ModelHandler):
   def get_num_bytes(self, batch: Sequence[prediction_io.Record]) -> int:
     return sum(len(r.text.encode()) + len((r.text_b or "").encode())
                for r in batch)
-
-  def batch_elements_kwargs(self):
-    return dict(min_batch_size=self._min_batch_size,
-                max_batch_size=self._batch_size)
 
   def share_model_across_processes(self) -> bool:
     return self._large_model

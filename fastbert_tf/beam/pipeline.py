@@ -7,8 +7,7 @@
   bad lines -> <output>-bad-SSSSS-of-NNNNN.txt ("file: reason", one a line)
 
 Text files are read with ReadFromText, which knows no line numbers: answers
-carry `line: 0` and the text itself (and a jsonl `id` when given) to join
-on. TFRecord inputs hold tf.train.Example records with a bytes feature
+carry the text itself (and a jsonl `id` when given) to join on. TFRecord inputs hold tf.train.Example records with a bytes feature
 `text` and optionally `text_b` (bytes), `label` (int64), `speed` (float)
 and `id` (bytes). Empty lines are skipped and counted (`blank_lines`);
 every other bad line goes to the bad-lines file (`bad_lines`).
@@ -98,7 +97,7 @@ def _from_example(serialized, parser):
       obj[key] = value.decode("utf-8") if kind == "bytes_list" else value
   if "text" not in obj:
     raise RowError(f"no bytes feature 'text' (has {sorted(feature)})")
-  return parser._json(json.dumps(obj), 0)  # pylint: disable=protected-access
+  return parser.from_fields(obj)
 
 
 class ClassifyFiles(beam.PTransform):

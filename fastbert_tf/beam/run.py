@@ -69,7 +69,9 @@ def _print_counts(result):
   for counter in counters:
     name = counter.key.metric.name
     if name in ("bad_lines", "blank_lines", "num_inferences"):
-      print(f"{name}: {counter.committed if counter.committed is not None else counter.attempted}")
+      value = (counter.committed if counter.committed is not None else
+               counter.attempted)
+      print(f"{name}: {value}")
 
 
 def run():
