@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 	touch $(STAMP)
 
 quickstart: $(STAMP)
-	$(PY) -m fastbert_tf.train --flagfile=configs/quickstart.flags
+	$(PY) -m fastbert_tf.train --flagfile=configs/quickstart.flags --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q

@@ -57,7 +57,7 @@ def _train(name, variant, extra):
                            else f"{name}_{variant}")
   command = [sys.executable, "-m", "fastbert_tf.train",
              f"--flagfile=configs/{name}.flags", f"--model_dir={model_dir}",
-             *extra, *FLAGS.extra_flags]
+             "--overwrite", *extra, *FLAGS.extra_flags]
   results_path = os.path.join(ROOT, model_dir, "results.json")
   if FLAGS.reuse and os.path.exists(results_path):
     with open(results_path, encoding="utf-8") as f:

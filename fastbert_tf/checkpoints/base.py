@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from fastbert_tf.errors import UserError
+
 # Layout -> where a target kernel splits into (input dims, output dims).
 # "*_t" layouts are PyTorch Linear weights, stored [out, in].
 _SPLITS = {"kernel": 1, "kernel_t": 1, "out_kernel": 2, "out_kernel_t": 2}
@@ -81,7 +83,7 @@ class ConversionReport:
             + (f" ({'; '.join(reasons)})" if reasons else ""))
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
   """The checkpoint does not fit the backbone, or holds unknown tensors."""
 
 

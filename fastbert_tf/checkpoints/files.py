@@ -68,7 +68,13 @@ def load_torch_state_dict(path):
   except ImportError as e:
     raise ImportError(f"{path}: reading a PyTorch .bin needs torch "
                       "(pip install 'fastbert_tf[torch]')") from e
-  state = torch.load(path, map_location="cpu", weights_only=True)
+  try:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+  except Exception as e:  # pylint: disable=broad-except
+    # Truncated or foreign files raise many kinds of errors in torch.
+    raise ValueError(f"{path}: not a readable PyTorch state dict "
+                     f"({type(e).__name__}: {str(e).splitlines()[0]})"
+                     ) from None
   if not isinstance(state, dict) or not all(
       isinstance(v, torch.Tensor) for v in state.values()):
     raise ValueError(f"{path}: expected a state dict of tensors, got "

@@ -6,6 +6,7 @@ conversions name LayerNorm parameters gamma/beta instead of weight/bias.
 PyTorch Linear weights are [out, in]: the `*_t` layouts transpose them.
 """
 
+import contextlib
 import os
 
 from fastbert_tf.checkpoints import base
@@ -13,7 +14,9 @@ from fastbert_tf.checkpoints import files
 
 FORMAT = "huggingface"
 NEEDS = ("config.json and model.safetensors (or model.safetensors.index.json "
-         "with its shards, or pytorch_model.bin); vocab.txt optional")
+         "with its shards, or pytorch_model.bin); a tokenizer optional: "
+         "vocab.txt (WordPiece), or sentencepiece.bpe.model (fairseq "
+         "offset) / a Unigram tokenizer.json (SentencePiece, XLM-R framing)")
 
 _LAYER = "{prefix}encoder.layer.{i}."
 MAP = {
@@ -107,8 +110,34 @@ def read_info(path):
   if tokenizer_path:
     lowercase = bool(files.read_json(tokenizer_path).get("do_lower_case",
                                                          True))
-  return base.CheckpointInfo(FORMAT, architecture,
-                             files.optional_file(path, "vocab.txt"), lowercase)
+  vocab = files.optional_file(path, "vocab.txt")
+  sentencepiece = None if vocab else _sentencepiece_model(path)
+  if sentencepiece:
+    # SentencePiece checkpoints (XLM-R family, multilingual-e5) are cased
+    # and framed <s> a </s></s> b </s>; a text prefix, if the model wants
+    # one (e5: "query: "), comes from --text_prefix.
+    return base.CheckpointInfo(FORMAT, architecture, None, False,
+                               input_format="xlmr",
+                               sentencepiece_model=sentencepiece)
+  return base.CheckpointInfo(FORMAT, architecture, vocab, lowercase)
+
+
+def _sentencepiece_model(path):
+  """The directory's SentencePiece tokenizer as a ModelProto in model-id
+  order, or None: sentencepiece.bpe.model (fairseq ids) first, else a
+  Unigram tokenizer.json."""
+  from fastbert_tf.data import sentencepiece_model  # pylint: disable=g-import-not-at-top
+  model_file = files.optional_file(path, "sentencepiece.bpe.model")
+  if model_file:
+    with open(model_file, "rb") as f:
+      return sentencepiece_model.from_fairseq_model(f.read(), model_file)
+  json_file = files.optional_file(path, "tokenizer.json")
+  if json_file:
+    config = files.read_json(json_file)
+    if (config.get("model") or {}).get("type") == "Unigram":
+      return sentencepiece_model.from_unigram_tokenizer_json(config,
+                                                             json_file)
+  return None
 
 
 def load_tensors(path):
@@ -132,15 +161,31 @@ def _safetensors_source(name_to_file):
   from safetensors import safe_open  # pylint: disable=g-import-not-at-top
   shapes, where = {}, {}
   for wanted, file in name_to_file.items():
-    with safe_open(file, framework="np") as f:
-      for name in ([wanted] if wanted else f.keys()):
-        shapes[name] = tuple(f.get_slice(name).get_shape())
-        where[name] = file
+    with _readable(file):
+      with safe_open(file, framework="np") as f:
+        for name in ([wanted] if wanted else f.keys()):
+          shapes[name] = tuple(f.get_slice(name).get_shape())
+          where[name] = file
 
   def load(name):
-    with safe_open(where[name], framework="np") as f:
-      return f.get_tensor(name)
+    with _readable(where[name]):
+      with safe_open(where[name], framework="np") as f:
+        return f.get_tensor(name)
   return base.TensorSource(shapes, load)
+
+
+@contextlib.contextmanager
+def _readable(path):
+  """Turns a truncated or foreign weight file's error into one naming it."""
+  try:
+    yield
+  except base.CheckpointMismatchError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    detail = str(e).splitlines()[0] if str(e) else ""
+    raise base.CheckpointMismatchError(
+        f"{path}: not a readable safetensors file ({type(e).__name__}: "
+        f"{detail})") from None
 
 
 def table(source):

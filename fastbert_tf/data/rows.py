@@ -13,8 +13,10 @@ import functools
 from absl import logging
 import numpy as np
 
+from fastbert_tf.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
   """Bad input data; message is `path:line: what is wrong` (`path: ...`)."""
 
 
@@ -43,12 +45,16 @@ class TextDataset:
     source: human-readable origin, e.g. "path/train.tsv" or
       "tfds:ag_news_subset[test]".
     skipped: rows skipped under skip_bad_rows, in file order, for reporting.
+    lines: tuple of n int, where each example is in its source (the
+      1-based file line, header = 1; for tfds the example number), for
+      `path:line` messages; None when unknown.
   """
   texts_a: tuple[str, ...]
   texts_b: tuple[str, ...] | None
   labels: np.ndarray | None
   source: str
   skipped: tuple["BadRow", ...] = ()
+  lines: tuple[int, ...] | None = None
 
   def __post_init__(self):
     # Here, so dataclasses.replace() (e.g. truncation) is normalised too.
@@ -57,18 +63,34 @@ class TextDataset:
     set_("skipped", tuple(self.skipped))
     if self.texts_b is not None:
       set_("texts_b", tuple(self.texts_b))
+    if self.lines is not None:
+      set_("lines", tuple(int(n) for n in self.lines))
     if self.labels is not None:
       # A copy, made read-only: frozen should mean frozen, the array included.
       set_("labels", np.array(self.labels, dtype=np.int32))
       self.labels.setflags(write=False)
-    sizes = {len(x) for x in (self.texts_a, self.texts_b, self.labels)
-             if x is not None}
+    sizes = {len(x) for x in (self.texts_a, self.texts_b, self.labels,
+                              self.lines) if x is not None}
     if len(sizes) != 1:
       raise ValueError(f"{self.source}: texts_a, texts_b, labels differ in "
                        f"length: {sizes}")
 
   def __len__(self) -> int:
     return len(self.texts_a)
+
+  def where(self, index):
+    """`source:line` of example `index` (0-based), for messages."""
+    path = self.source
+    if self.lines is None:
+      return f"{path} (example {index + 1})"
+    return f"{path}:{self.lines[index]}"
+
+  def head(self, n):
+    """The first n examples (skipped rows kept for the record)."""
+    cut = lambda x: None if x is None else x[:n]
+    return dataclasses.replace(self, texts_a=self.texts_a[:n],
+                               texts_b=cut(self.texts_b),
+                               labels=cut(self.labels), lines=cut(self.lines))
 
   @property
   def is_pair(self) -> bool:
@@ -103,13 +125,47 @@ def check_text(name, text):
   return text
 
 
-class Collector:
-  """Accumulates validated rows; raises on a bad one or records it."""
+def parse_max_bad_rows(value):
+  """`--max_bad_rows`: "20" (rows) or "1%" / "0.01" (a share of the rows
+  read) -> (count or None, fraction or None).
 
-  def __init__(self, path, pair, num_classes, skip_bad_rows):
+  Raises:
+    DataError: naming the flag and the value.
+  """
+  text = str(value).strip()
+  try:
+    if text.endswith("%"):
+      fraction = float(text[:-1]) / 100
+    elif "." in text:
+      fraction = float(text)
+    else:
+      count = int(text)
+      if count < 0:
+        raise ValueError
+      return count, None
+  except ValueError:
+    raise DataError(f"--max_bad_rows={value!r}: expected a row count (20) or "
+                    "a share of the rows (1% or 0.01)") from None
+  if not 0.0 <= fraction <= 1.0:
+    raise DataError(f"--max_bad_rows={value!r}: a share must lie in [0, 1]")
+  return None, fraction
+
+
+class Collector:
+  """Accumulates validated rows; raises on a bad one or records it.
+
+  Under skip_bad_rows at most `max_bad_rows` rows (a count, or a share of
+  the rows read: see parse_max_bad_rows) may be skipped; more stops the
+  run, so a file of the wrong format is never trained on silently.
+  """
+
+  def __init__(self, path, pair, num_classes, skip_bad_rows,
+               max_bad_rows="1%"):
     self.path, self.pair = path, pair
     self.num_classes, self.skip_bad_rows = num_classes, skip_bad_rows
+    self.max_count, self.max_fraction = parse_max_bad_rows(max_bad_rows)
     self.texts_a, self.texts_b, self.labels, self.skipped = [], [], [], []
+    self.lines = []
 
   def add(self, line, parse):
     """Calls parse() -> (label, text_a, text_b); a RowError makes a bad row."""
@@ -121,6 +177,7 @@ class Collector:
     self.labels.append(label)
     self.texts_a.append(text_a)
     self.texts_b.append(text_b)
+    self.lines.append(line)
 
   def bad(self, line, reason):
     row = BadRow(self.path, line, reason)
@@ -129,8 +186,17 @@ class Collector:
     self.skipped.append(row)
 
   def finish(self, source, labelled=True):
-    """Builds the TextDataset; logs skipped rows; no rows -> DataError."""
+    """Builds the TextDataset; logs skipped rows; no rows, or more skipped
+    rows than allowed -> DataError."""
     first = "".join(f"\n  {r}" for r in self.skipped[:10])
+    read = len(self.texts_a) + len(self.skipped)
+    cap = (self.max_count if self.max_count is not None else
+           int(self.max_fraction * read))
+    if self.texts_a and len(self.skipped) > cap:
+      raise DataError(
+          f"{self.path}: {len(self.skipped)} of {read} rows are bad, more "
+          f"than --max_bad_rows allows ({cap}); is this the expected "
+          f"format? First bad rows:{first}")
     if self.skipped:
       logging.warning("%s: skipped %d bad rows (skip_bad_rows); first %d:%s",
                       self.path, len(self.skipped),
@@ -139,7 +205,8 @@ class Collector:
       detail = first and f"; all {len(self.skipped)} rows were bad:{first}"
       raise DataError(f"{self.path}: no examples{detail}")
     return TextDataset(self.texts_a, self.texts_b if self.pair else None,
-                       self.labels if labelled else None, source, self.skipped)
+                       self.labels if labelled else None, source, self.skipped,
+                       self.lines)
 
 
 def decode(raw):

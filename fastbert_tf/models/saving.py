@@ -1,74 +1,257 @@
-"""A saved model is a directory: config.json + model.weights.h5 + the
-tokenizer (tokenizer.json with vocab.txt or sentencepiece.model).
+"""A saved model is a directory whose files belong together.
 
-config.json holds exactly the FastBertClassifier constructor kwargs, so it
-doubles as a `--config_json` for new runs; tokenizer.json holds the
-encoder's settings (data.tokenizer.Encoder.save).
+  config.json          FastBertClassifier kwargs (also a --config_json)
+  model.weights.h5     the weights
+  tokenizer.json       encoder settings, + vocab.txt or sentencepiece.model
+                       (+ kept_token_ids.npy when the vocabulary is pruned)
+  labels.json          the label set (names when known)
+  results.json, flags.txt, MODEL_CARD.md   what the run measured and was
+  MANIFEST.json        written LAST: every file above with its sha256 and
+                       size, and the run that wrote them
+
+A training run never writes into a published model directly: it stages its
+files under `<model_dir>/.run/` and `publish` moves them in, the manifest
+last, so a killed run leaves either the old model or no manifest (refused),
+never old weights beside a new vocabulary. `load_model` (and so export, the
+sweep, the Predictor) checks the manifest first and names any file that
+does not belong. Directories written before manifests existed still load,
+with a warning.
 """
 
+import datetime
+import hashlib
 import json
 import os
+import uuid
 
 import tensorflow as tf
+from absl import logging
 
 from fastbert_tf.data import tokenizer as tokenizer_lib
+from fastbert_tf.errors import ModelDirError
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 VOCAB_FILE = tokenizer_lib.VOCAB_FILE
 TOKENIZER_FILE = tokenizer_lib.TOKENIZER_FILE
+MANIFEST_FILE = "MANIFEST.json"
+RUN_DIR = ".run"
+MANIFEST_FORMAT = "fastbert_tf model directory"
 
 
-def save_model(model, encoder, model_dir):
-  """Writes the model and its tokenizer settings into `model_dir`.
+def save_model(model, encoder, directory):
+  """Writes the model and its tokenizer into `directory` (no manifest: a
+  staging directory, published by `publish`).
 
   Args:
     model: a built FastBertClassifier.
     encoder: the data.tokenizer.Encoder it was trained with.
-    model_dir: str, created if missing.
+    directory: str, created if missing.
   """
-  tf.io.gfile.makedirs(model_dir)
+  tf.io.gfile.makedirs(directory)
   config = {k: v for k, v in model.get_config().items()
             if k not in ("name", "trainable", "dtype")}
   # The policy by name ("mixed_bfloat16"), so config.json stays plain kwargs.
   config["dtype"] = model.dtype_policy.name
-  _write_json(os.path.join(model_dir, CONFIG_FILE), config)
-  encoder.save(model_dir)
-  model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
+  write_json(os.path.join(directory, CONFIG_FILE), config)
+  encoder.save(directory)
+  model.save_weights(os.path.join(directory, WEIGHTS_FILE))
 
 
-def load_model(model_dir, dtype=None):
-  """Loads what `save_model` wrote.
+def load_model(model_dir, dtype=None, verify_files=True):
+  """Loads a model directory, after checking that its files belong together.
 
   Args:
     model_dir: str.
     dtype: optional Keras dtype policy name to run the model in instead of
       the one it was saved with (e.g. "float32" for a mixed_float16 model on
       a CPU); the weights are float32 either way.
+    verify_files: check MANIFEST.json (off only for staging directories).
 
   Returns:
     (FastBertClassifier, data.tokenizer.Encoder).
+
+  Raises:
+    ModelDirError: a missing or changed file, an unfinished run, unreadable
+      weights or config, naming the file.
   """
+  if verify_files:
+    verify(model_dir)
   for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE):
     path = os.path.join(model_dir, name)
     if not tf.io.gfile.exists(path):
-      raise FileNotFoundError(f"{path}: missing; is {model_dir} a model "
-                              "directory written by fastbert_tf?")
-  config = _read_json(os.path.join(model_dir, CONFIG_FILE))
+      raise ModelDirError(f"{path}: missing; is {model_dir} a model "
+                          "directory written by fastbert_tf?")
+  config = read_json(os.path.join(model_dir, CONFIG_FILE))
   if dtype:
     config["dtype"] = dtype
-  model = FastBertClassifier(**config)
+  try:
+    model = FastBertClassifier(**config)
+  except (TypeError, ValueError) as e:
+    raise ModelDirError(f"{os.path.join(model_dir, CONFIG_FILE)}: not a "
+                        f"FastBertClassifier config ({e})") from None
   model.build()
-  model.load_weights(os.path.join(model_dir, WEIGHTS_FILE))
-  return model, tokenizer_lib.load_encoder(model_dir)
+  weights = os.path.join(model_dir, WEIGHTS_FILE)
+  try:
+    model.load_weights(weights)
+  except Exception as e:  # pylint: disable=broad-except
+    # h5py raises OSError for truncated or foreign files, Keras ValueError
+    # for mismatched layers: either way the file is what the user must fix.
+    raise ModelDirError(f"{weights}: cannot load the weights "
+                        f"({type(e).__name__}: {_first_line(e)})") from None
+  try:
+    encoder = tokenizer_lib.load_encoder(model_dir)
+  except (ValueError, OSError, tf.errors.OpError) as e:
+    raise ModelDirError(f"{model_dir}: cannot load the tokenizer "
+                        f"({_first_line(e)})") from None
+  return model, encoder
 
 
-def _write_json(path, obj):
-  with tf.io.gfile.GFile(path, "w") as f:
-    f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+def verify(model_dir):
+  """Checks MANIFEST.json against the files.
+
+  Returns:
+    The manifest dict, or None for a directory written before manifests
+    (logged as a warning).
+
+  Raises:
+    ModelDirError: not a model directory, an unfinished run, or a file
+      missing, resized or changed since the manifest was written.
+  """
+  manifest_path = os.path.join(model_dir, MANIFEST_FILE)
+  if not os.path.isfile(manifest_path):
+    if os.path.isdir(os.path.join(model_dir, RUN_DIR)):
+      raise ModelDirError(
+          f"{model_dir}: holds an unfinished training run (no "
+          f"{MANIFEST_FILE}, a {RUN_DIR}/ in progress); rerun the training "
+          "command to finish it")
+    if not os.path.isfile(os.path.join(model_dir, CONFIG_FILE)):
+      raise ModelDirError(f"{model_dir}: not a fastbert_tf model directory "
+                          f"(no {MANIFEST_FILE} or {CONFIG_FILE})")
+    logging.warning("%s: no %s (written before manifests existed); its "
+                    "files cannot be checked to belong together.", model_dir,
+                    MANIFEST_FILE)
+    return None
+  manifest = read_json(manifest_path)
+  files = manifest.get("files")
+  if manifest.get("format") != MANIFEST_FORMAT or not isinstance(files, dict):
+    raise ModelDirError(f"{manifest_path}: not a fastbert_tf manifest")
+  for name, entry in sorted(files.items()):
+    path = os.path.join(model_dir, name)
+    if not os.path.isfile(path):
+      raise ModelDirError(f"{path}: listed in {MANIFEST_FILE} (run "
+                          f"{manifest.get('run_id')}) but missing")
+    if os.path.getsize(path) != entry["bytes"] or sha256(path) != (
+        entry["sha256"]):
+      raise ModelDirError(
+          f"{path}: changed since run {manifest.get('run_id')} wrote this "
+          f"model ({MANIFEST_FILE} has another size or sha256); the "
+          "directory's files no longer belong together")
+  return manifest
 
 
-def _read_json(path):
-  with tf.io.gfile.GFile(path, "r") as f:
-    return json.loads(f.read())
+def publish(staged_dir, model_dir, run_id, plan_path, info=None,
+            after_move=None):
+  """Moves a staged model into `model_dir`, MANIFEST.json last.
+
+  Restartable: the plan (the new manifest) is written to `plan_path` first;
+  called again after a kill it finishes the same publication.
+
+  Args:
+    staged_dir: str, the complete new model's files (top level only).
+    model_dir: str.
+    run_id: str, recorded in the manifest.
+    plan_path: str, where the plan is kept (inside the run directory).
+    info: optional dict recorded in the manifest (phases, package version).
+    after_move: optional callable(number of files moved), for tests.
+
+  Returns:
+    The manifest dict.
+  """
+  if os.path.isfile(plan_path):
+    manifest = read_json(plan_path)
+  else:
+    names = sorted(n for n in os.listdir(staged_dir)
+                   if os.path.isfile(os.path.join(staged_dir, n)))
+    manifest = dict(
+        format=MANIFEST_FORMAT, run_id=run_id,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+        info=info or {},
+        files={n: dict(sha256=sha256(os.path.join(staged_dir, n)),
+                       bytes=os.path.getsize(os.path.join(staged_dir, n)))
+               for n in names})
+    old = _old_files(model_dir)
+    manifest["replaces"] = sorted(set(old) - set(names))
+    write_json(plan_path, manifest)
+  old_manifest = os.path.join(model_dir, MANIFEST_FILE)
+  if os.path.exists(old_manifest):
+    os.remove(old_manifest)  # from here on the directory reads "unfinished"
+  for moved, name in enumerate(manifest["files"], start=1):
+    source = os.path.join(staged_dir, name)
+    if os.path.exists(source):
+      os.replace(source, os.path.join(model_dir, name))
+      if after_move:
+        after_move(moved)
+  for name in manifest.get("replaces", ()):
+    stale = os.path.join(model_dir, name)
+    if os.path.isfile(stale):
+      os.remove(stale)
+  public = {k: v for k, v in manifest.items() if k != "replaces"}
+  write_json(os.path.join(model_dir, MANIFEST_FILE), public)
+  logging.info("Published %d files into %s (run %s).", len(manifest["files"]),
+               model_dir, run_id)
+  return public
+
+
+def _old_files(model_dir):
+  """Files of the model now in model_dir (manifest, or legacy guess)."""
+  path = os.path.join(model_dir, MANIFEST_FILE)
+  if os.path.isfile(path):
+    return list(read_json(path).get("files", {}))
+  known = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, VOCAB_FILE,
+           tokenizer_lib.SENTENCEPIECE_FILE, tokenizer_lib.KEPT_IDS_FILE)
+  return [n for n in known if os.path.isfile(os.path.join(model_dir, n))]
+
+
+def new_run_id():
+  return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + (
+      uuid.uuid4().hex[:6])
+
+
+def sha256(path, chunk=1 << 20):
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(chunk), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def write_json(path, obj):
+  """Writes json atomically (a temporary file renamed into place)."""
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)
+            + "\n")
+  os.replace(tmp, path)
+
+
+def read_json(path):
+  """A json object from `path`; errors name the file."""
+  try:
+    with tf.io.gfile.GFile(path, "r") as f:
+      value = json.loads(f.read())
+  except json.JSONDecodeError as e:
+    raise ModelDirError(f"{path}: not valid json ({e})") from None
+  except (OSError, tf.errors.OpError) as e:
+    raise ModelDirError(f"{path}: cannot read ({_first_line(e)})") from None
+  if not isinstance(value, dict):
+    raise ModelDirError(f"{path}: expected a json object, got "
+                        f"{type(value).__name__}")
+  return value
+
+
+def _first_line(error):
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__

