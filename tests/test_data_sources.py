@@ -102,7 +102,8 @@ def test_read_tsv_skip_bad_rows_records_every_bad_line(tmp_path, caplog):
       "0\tgood three\n"    # 8
       "\n"))               # 9: trailing blank, fine
   with caplog.at_level(std_logging.WARNING):
-    data = sources.read_tsv(path, num_classes=2, skip_bad_rows=True)
+    data = sources.read_tsv(path, num_classes=2, skip_bad_rows=True,
+                            max_bad_rows="4")
   assert data.texts_a == ("good one", "good two", "good three")
   np.testing.assert_array_equal(data.labels, [0, 1, 0])
   assert [r.line for r in data.skipped] == [3, 5, 6, 7]
@@ -110,6 +111,11 @@ def test_read_tsv_skip_bad_rows_records_every_bad_line(tmp_path, caplog):
   assert "label is not an integer" in data.skipped[0].reason
   assert str(data.skipped[3]).startswith(f"{path}:7: label 5 out of range")
   assert "skipped 4 bad rows" in caplog.text and f"{path}:6:" in caplog.text
+  # One bad row more than the cap stops the read, naming the first bad rows.
+  with pytest.raises(DataError, match=r"4 of 7 rows are bad, more than "
+                     r"--max_bad_rows allows \(3\)") as e:
+    sources.read_tsv(path, num_classes=2, skip_bad_rows=True, max_bad_rows="3")
+  assert f"{path}:3: label is not an integer" in str(e.value)
 
 
 @pytest.mark.parametrize("header", [
@@ -236,7 +242,8 @@ def test_load_split_passes_num_classes_and_skip(tmp_path):
   _write(tmp_path, "label\ttext_a\n1\tok\n7\tbad\n", name="train.tsv")
   with pytest.raises(DataError, match="train.tsv:3: label 7 out of range"):
     sources.load_split(str(tmp_path), "train", num_classes=2)
-  data = sources.load_split(str(tmp_path), "train", 2, skip_bad_rows=True)
+  data = sources.load_split(str(tmp_path), "train", 2, skip_bad_rows=True,
+                            max_bad_rows="50%")
   assert len(data) == 1 and [r.line for r in data.skipped] == [3]
 
 

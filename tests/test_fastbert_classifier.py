@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fastbert_tf import testing
+from fastbert_tf.errors import ModelDirError
 from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.models import saving
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
@@ -65,7 +66,8 @@ def test_save_and_load_reproduce_outputs(tmp_path):
 
 
 def test_load_model_names_the_missing_file(tmp_path):
-  with pytest.raises(FileNotFoundError, match="config.json"):
+  with pytest.raises(ModelDirError, match="not a fastbert_tf model directory "
+                     r"\(no MANIFEST.json or config.json\)"):
     saving.load_model(str(tmp_path))
 
 
