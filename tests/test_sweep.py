@@ -205,6 +205,9 @@ def test_run_sweep_chooses_a_speed_on_dev(saved):
   assert target["test"] == results["speeds"][2]
   assert [b["layer"] for b in results["accuracy_by_uncertainty"]] == [2]
   assert "serve speed 1" in reporting.summary_text(results)
+  card = (saved / "lib" / "MODEL_CARD.md").read_text()
+  assert "**Recommended speed: 1**" in card
+  assert "| 0.5 | " in card and "(40 texts)" in card
 
 
 def _sweep_cli(*args):

@@ -39,9 +39,11 @@ def test_trains_both_phases_and_writes_everything(data_dir, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   for name in ("config.json", "model.weights.h5", "vocab.txt",
                "tokenizer.json", "flags.txt", "results.json", "labels.json",
-               "MANIFEST.json"):
+               "MODEL_CARD.md", "MANIFEST.json"):
     assert (model_dir / name).exists(), name
   assert not (model_dir / ".run").exists()  # the run published and left
+  card = (model_dir / "MODEL_CARD.md").read_text()
+  assert "| 0.5 | " in card  # the speed table made it in
   assert (model_dir / "logs" / "finetune").is_dir()
   assert (model_dir / "logs" / "distill").is_dir()
   results = json.loads((model_dir / "results.json").read_text())

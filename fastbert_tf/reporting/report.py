@@ -158,8 +158,29 @@ def run_sweep(cfg):
   with open(os.path.join(cfg.output_dir, JSON_FILE), "w") as f:
     f.write(json.dumps(results, indent=2) + "\n")
   plots.save_all(results, cfg.output_dir, paper)
+  if cfg.has_target:
+    _write_card(cfg, results, model.num_classes)
   logging.info("Wrote %s", cfg.output_dir)
   return results
+
+
+def _write_card(cfg, results, num_classes):
+  """MODEL_CARD.md with the chosen speed, into the sweep's output directory
+  (the model directory is published and stays as it is). Its table is this
+  sweep's: the speeds it swept, on the split it read."""
+  from fastbert_tf.data.labels import LabelSet  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.reporting import model_card  # pylint: disable=g-import-not-at-top
+  measured = dict(results, test_source=results["source"],
+                  num_test_samples=results["num_samples"],
+                  num_classes=num_classes, exit_criterion=results["criterion"])
+  labels = LabelSet.load(cfg.model_dir, num_classes)
+  card = model_card.render(
+      measured, dict(name=os.path.basename(os.path.normpath(cfg.model_dir)),
+                     model_dir=cfg.model_dir, data=cfg.data),
+      labels.names if labels else None, results["target"])
+  with open(os.path.join(cfg.output_dir, model_card.CARD_FILE), "w",
+            encoding="utf-8") as f:
+    f.write(card)
 
 
 def write_csv(records, path):

@@ -12,6 +12,7 @@ from absl import logging
 from fastbert_tf.inference import criteria
 from fastbert_tf.inference import evaluate
 from fastbert_tf.inference import flops as flops_lib
+from fastbert_tf.reporting import model_card
 from fastbert_tf.training import inputs
 
 RESULTS_FILE = "results.json"
@@ -48,12 +49,31 @@ def evaluate_and_stage(model, encoder, data, cfg, staged, histories,
   path = os.path.join(staged, RESULTS_FILE)
   with open(path, "w", encoding="utf-8") as f:
     f.write(json.dumps(results, indent=2) + "\n")
+  card = model_card.render(results, _facts(cfg, data, histories, encoder),
+                           data.label_set.names)
+  with open(os.path.join(staged, model_card.CARD_FILE), "w",
+            encoding="utf-8") as f:
+    f.write(card)
   if flags_text is not None:
     name = DISTILL_FLAGS_FILE if cfg.phase == "distill" else FLAGS_FILE
     with open(os.path.join(staged, name), "w", encoding="utf-8") as f:
       f.write(flags_text)
   logging.info("Staged %s", path)
   return results
+
+
+def _facts(cfg, data, histories, encoder):
+  """What the model card says about how the model was made."""
+  epochs = {"finetune": cfg.finetune_epochs, "joint": cfg.finetune_epochs,
+            "distill": cfg.distill_epochs}
+  return dict(
+      name=os.path.basename(os.path.normpath(cfg.model_dir)),
+      model_dir=cfg.model_dir, data=cfg.data,
+      train_examples=len(data.splits["train"]),
+      init_checkpoint=cfg.init_checkpoint or None,
+      preset=cfg.preset or None,
+      phases=[dict(phase=p, epochs=epochs[p]) for p in histories],
+      max_seq_length=encoder.max_seq_length, dtype=cfg.dtype_policy)
 
 
 def read(model_dir):
