@@ -82,6 +82,9 @@ flags.DEFINE_float("max_timing_minutes", 0,
 flags.DEFINE_integer("threads", 2, "Threads per runtime.")
 flags.DEFINE_float("pause", 0.3, "Seconds between two workers' turns.")
 flags.DEFINE_integer("seed", 0, "Seed of the run order.")
+flags.DEFINE_integer("texts", 0,
+                     "Time the first N prepared texts only (a multiple of "
+                     "32; 0: all), for quicker runs.")
 flags.DEFINE_string("stop_pattern", None,
                     "While timing (after the workers' set-up), SIGSTOP the "
                     "processes whose command line matches this pkill -f "
@@ -114,9 +117,10 @@ def _worker_command(name):
             f"--family=tf_{name}",
             "--only=saved_model_cond,saved_model_tensor_array",
             f"--workdir={FLAGS.workdir}", f"--threads={FLAGS.threads}",
-            f"--batch_sizes={','.join(FLAGS.batch_sizes)}",
+            f"--texts={FLAGS.texts}", f"--batch_sizes={','.join(FLAGS.batch_sizes)}",
             f"--seed={FLAGS.seed}", "--mode=worker"]
   common_flags = [f"--workdir={FLAGS.workdir}", f"--threads={FLAGS.threads}",
+                  f"--texts={FLAGS.texts}",
                   f"--batch_sizes={','.join(FLAGS.batch_sizes)}",
                   f"--seed={FLAGS.seed}", "--mode=worker"]
   if name in ("tf", "litert"):
@@ -250,6 +254,7 @@ def main(argv):
   with open(os.path.join(FLAGS.workdir, "reference.json"),
             encoding="utf-8") as f:
     reference = json.load(f)
+  meta, reference = peers_lib.first_texts(meta, reference, FLAGS.texts)
   n = len(meta["texts"])
   start_load = busy_processes()
   t0 = time.time()

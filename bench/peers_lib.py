@@ -108,6 +108,19 @@ def check_agreement(name, labels, exit_layers, reference, speed=None):
               exit_layers_equal=exits_equal)
 
 
+def first_texts(meta, reference, n):
+  """meta and reference cut to the first n texts (0: all); n must be a
+  multiple of 32 so the batch-32 batches stay the prepared ones."""
+  if not n or n >= len(meta["texts"]):
+    return meta, reference
+  if n % 32:
+    raise ValueError(f"--texts={n}: must be a multiple of 32")
+  meta = dict(meta, texts=meta["texts"][:n], gold=meta["gold"][:n])
+  reference = {k: {f: v[:n] for f, v in r.items()}
+               for k, r in reference.items()}
+  return meta, reference
+
+
 def time_pass(fn, inputs):
   """Seconds to call fn on every element of inputs once, in order."""
   start = time.perf_counter()

@@ -368,8 +368,9 @@ def contenders(names, model, inputs, batch_size, workdir):
       raise ValueError(f"unknown prototype {name!r}; known: {NAMES}")
     if name not in _CACHE:
       directory = os.path.join(workdir, "proto", name)
-      if not os.path.exists(directory):
-        export(model, name, directory)
+      if not os.path.exists(directory):  # written aside, then renamed
+        export(model, name, directory + f".tmp{os.getpid()}")
+        os.rename(directory + f".tmp{os.getpid()}", directory)
       _CACHE[name] = tf.saved_model.load(directory).signatures["predict_ids"]
     sig = _CACHE[name]
     for s in peers_lib.SPEEDS:

@@ -68,6 +68,7 @@ flags.DEFINE_list("prototypes", [],
                   "Part-2 prototypes (bench/peers_proto.py) to time beside "
                   "the library's loops, e.g. xla_b1,fused_layers.")
 flags.DEFINE_integer("seed", 0, "Order of contenders within a group.")
+flags.DEFINE_integer("texts", 0, "Use the first N texts only (0: all).")
 flags.DEFINE_string("family", None,
                     "Family name in the keys (default: the runtime); a TF "
                     "worker run under other settings (bench/peers.py "
@@ -227,6 +228,7 @@ def read_work():
   with open(os.path.join(work, "reference.json"), encoding="utf-8") as f:
     reference = json.load(f)
   ids = dict(np.load(os.path.join(work, "ids.npz")))
+  meta, reference = peers_lib.first_texts(meta, reference, FLAGS.texts)
   return meta, reference, ids
 
 

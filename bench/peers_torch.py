@@ -56,6 +56,7 @@ flags.DEFINE_string("workdir", "runs/peers_ag_news/peers", "Work directory.")
 flags.DEFINE_integer("threads", 2, "Intra-op threads.")
 flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes timed.")
 flags.DEFINE_integer("seed", 0, "Order of contenders within a group.")
+flags.DEFINE_integer("texts", 0, "Use the first N texts only (0: all).")
 
 IDS = ("token_ids", "segment_ids", "padding_mask")
 FASTBERT_KERNEL = "fastbert_tf_peers"
@@ -68,6 +69,7 @@ def read_work():
   with open(os.path.join(work, "reference.json"), encoding="utf-8") as f:
     reference = json.load(f)
   ids = dict(np.load(os.path.join(work, "ids.npz")))
+  meta, reference = peers_lib.first_texts(meta, reference, FLAGS.texts)
   return meta, reference, ids
 
 

@@ -75,3 +75,14 @@ def test_medians_and_table():
   assert rows[0].startswith("| batch | contender | speed 0 |")
   assert "| 1 | tf/loop | 64.0 |  | 256.0 |  |" in rows
   assert "| 1 | tf/plain | 128.0 | 128.0 | 128.0 | 128.0 |" in rows
+
+
+def test_first_texts_cuts_meta_and_every_reference_list():
+  meta = dict(texts=[str(i) for i in range(64)], gold=list(range(64)), x=1)
+  reference = {"b1s0": dict(labels=list(range(64)), exit_layers=[6] * 64)}
+  m, r = peers_lib.first_texts(meta, reference, 32)
+  assert len(m["texts"]) == len(m["gold"]) == 32 and m["x"] == 1
+  assert r["b1s0"]["labels"] == list(range(32))
+  assert peers_lib.first_texts(meta, reference, 0) == (meta, reference)
+  with pytest.raises(ValueError, match="multiple of 32"):
+    peers_lib.first_texts(meta, reference, 40)
