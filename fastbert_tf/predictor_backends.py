@@ -28,7 +28,9 @@ def resolve_model_path(path):
   """
   path = os.fspath(path)
   has = lambda *names: os.path.exists(os.path.join(path, *names))
-  if has("config.json") and has("model.weights.h5"):
+  # Any trace of a training directory makes it one: load_model then names
+  # what is wrong with it (a file missing or changed, a run unfinished).
+  if has("config.json") or has("MANIFEST.json") or has(".run"):
     return "model_dir", path
   if has("saved_model.pb"):
     return "saved_model", path

@@ -26,41 +26,72 @@ from fastbert_tf.training.config import TrainConfig
 FLAGS = flags.FLAGS
 
 
+# Integer flags and their smallest valid value.
+_AT_LEAST = {"batch_size": 1, "eval_batch_size": 1, "finetune_epochs": 0,
+             "distill_epochs": 0, "max_train_samples": 0,
+             "max_eval_samples": 0, "checkpoint_every_steps": 0,
+             "length_group": 0, "pad_to_multiple_of": 0, "num_gpus": 0,
+             "num_classes": 0, "seed": 0, "top_k": 1}
+
+
 def config_from_flags(flag_values=FLAGS):
-  """Turns the parsed flags into a frozen TrainConfig."""
+  """Turns the parsed flags into a frozen TrainConfig.
+
+  Raises:
+    errors.ConfigError: a flag value out of range or flags that contradict
+      each other, named.
+  """
   kwargs = {f.name: flag_values[f.name].value
             for f in dataclasses.fields(TrainConfig)}
   try:
     kwargs["speeds"] = tuple(float(s) for s in kwargs["speeds"])
   except ValueError as e:
-    raise app.UsageError(f"--speeds must be numbers: {e}") from e
+    raise errors.ConfigError(f"--speeds must be numbers: {e}") from None
   bad = [s for s in kwargs["speeds"] if not 0.0 <= s <= 1.0]
   if bad:
-    raise app.UsageError(f"--speeds must lie in [0, 1], got {bad}")
+    raise errors.ConfigError(f"--speeds must lie in [0, 1], got {bad}")
   for name in ("labels", "class_weights"):
     kwargs[name] = tuple(kwargs[name] or ())
   if kwargs["reinit_students"] and kwargs["phase"] != "distill":
-    raise app.UsageError("--reinit_students applies to --phase=distill only "
-                         f"(got --phase={kwargs['phase']})")
+    raise errors.ConfigError("--reinit_students applies to --phase=distill "
+                             f"only (got --phase={kwargs['phase']})")
   if kwargs["distill_data"] and kwargs["phase"] not in ("all", "distill"):
-    raise app.UsageError("--distill_data is phase 2's; --phase="
-                         f"{kwargs['phase']} has no phase 2")
-  for name in ("batch_size", "eval_batch_size"):
-    if kwargs[name] < 1:
-      raise app.UsageError(f"--{name} must be >= 1, got {kwargs[name]}")
+    raise errors.ConfigError("--distill_data is phase 2's; --phase="
+                             f"{kwargs['phase']} has no phase 2")
+  for name, least in _AT_LEAST.items():
+    if name in kwargs and kwargs[name] < least:
+      raise errors.ConfigError(f"--{name} must be >= {least}, got "
+                               f"{kwargs[name]}")
+  if kwargs["max_seq_length"] < 3:
+    raise errors.ConfigError("--max_seq_length must be >= 3 (the special "
+                             f"tokens and one more), got "
+                             f"{kwargs['max_seq_length']}")
+  for name in ("finetune_learning_rate", "distill_learning_rate"):
+    if not kwargs[name] > 0:
+      raise errors.ConfigError(f"--{name} must be > 0, got {kwargs[name]}")
+  if not 0.0 <= kwargs["warmup_fraction"] <= 1.0:
+    raise errors.ConfigError("--warmup_fraction must lie in [0, 1], got "
+                             f"{kwargs['warmup_fraction']}")
+  if kwargs["weight_decay"] < 0:
+    raise errors.ConfigError(f"--weight_decay must be >= 0, got "
+                             f"{kwargs['weight_decay']}")
   return TrainConfig(**kwargs)
 
 
-def main(argv):
+def _main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    raise errors.ConfigError(f"unexpected arguments: {argv[1:]}")
   if not FLAGS.model_dir:
-    raise app.UsageError("--model_dir is required")
+    raise errors.ConfigError("--model_dir is required")
   cfg = config_from_flags()
   flags_text = fastbert_flags.flags_to_flagfile(
       FLAGS, fastbert_flags.defined_flag_names())
   from fastbert_tf.training import runner  # pylint: disable=g-import-not-at-top
-  errors.exit_on_user_error(runner.run_training, cfg, flags_text=flags_text)
+  runner.run_training(cfg, flags_text=flags_text)
+
+
+def main(argv):
+  errors.exit_on_user_error(_main, argv)
 
 
 def run():

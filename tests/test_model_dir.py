@@ -81,6 +81,12 @@ def test_a_finished_model_is_not_replaced_without_overwrite(data_dir,
     ("--preset=nope", "--preset: unknown preset 'nope'"),
     ("--config_json={tmp}/broken.json", "broken.json: not valid json"),
     ("--vocab={tmp}/missing_vocab.txt", "missing_vocab.txt"),
+    # Found by bench/training_faults.py: -1 epochs trained nothing and
+    # replaced the model; the others ended in absl's usage text.
+    ("--finetune_epochs=-1", "--finetune_epochs must be >= 0, got -1"),
+    ("--batch_size=0", "--batch_size must be >= 1, got 0"),
+    ("--max_seq_length=1", "--max_seq_length must be >= 3"),
+    ("--speeds=0,1.5", "--speeds must lie in [0, 1], got [1.5]"),
 ])
 def test_a_bad_flag_with_overwrite_writes_nothing(data_dir, model_dir,
                                                  tmp_path, bad, needle):
@@ -95,6 +101,26 @@ def test_a_bad_flag_with_overwrite_writes_nothing(data_dir, model_dir,
   assert _snapshot(model_dir) == before
   assert not (model_dir / ".run").exists()
   saving.load_model(str(model_dir))
+
+
+def test_model_dir_that_is_a_file_is_named(data_dir, tmp_path):
+  path = tmp_path / "model"
+  path.write_text("not a directory\n")
+  result = _cli(f"--data={data_dir}", f"--model_dir={path}", *FLAGS)
+  _assert_one_line_error(result, f"{path}: not a directory")
+  assert path.read_text() == "not a directory\n"
+
+
+def test_predictor_names_the_problem_of_a_model_directory(model_dir):
+  from fastbert_tf import Predictor  # pylint: disable=g-import-not-at-top
+  (model_dir / ".run").mkdir()
+  os.remove(model_dir / "MANIFEST.json")
+  with pytest.raises(ModelDirError, match="unfinished training run"):
+    Predictor.load(str(model_dir))
+  os.rmdir(model_dir / ".run")
+  os.remove(model_dir / "model.weights.h5")
+  with pytest.raises(ModelDirError, match="model.weights.h5"):
+    Predictor.load(str(model_dir))
 
 
 def test_a_killed_overwrite_leaves_the_old_model_whole(data_dir, model_dir):

@@ -63,8 +63,12 @@ class RunDir:
 
     Raises:
       ModelDirError: a finished model would be replaced without --overwrite,
-        or an unfinished run with other settings is there.
+        an unfinished run with other settings is there, or model_dir is
+        not a directory.
     """
+    if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
+      raise ModelDirError(f"{self.model_dir}: not a directory; --model_dir "
+                          "must be a directory (new or a model's)")
     state_path = os.path.join(self.path, RUN_FILE)
     if os.path.isfile(state_path):
       state = saving.read_json(state_path)
