@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup quickstart test test-beam bazel-test clean-runs
+.PHONY: setup quickstart quickstart-pretrained test test-beam bazel-test clean-runs
 
 setup: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 
 quickstart: $(STAMP)
 	$(PY) -m fastbert_tf.train --flagfile=configs/quickstart.flags --overwrite
+
+# The same corpus on the pretrained 12-layer multilingual-e5-small.
+quickstart-pretrained: $(STAMP)
+	$(PY) -m fastbert_tf.train --flagfile=configs/quickstart_e5.flags --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q
@@ -60,7 +64,11 @@ BAZEL_RC := $(CURDIR)/.bazelrc.offline
 BAZEL_STARTUP := --bazelrc=$(BAZEL_RC) \
 	$(if $(BAZEL_OUTPUT_USER_ROOT),--output_user_root=$(BAZEL_OUTPUT_USER_ROOT))
 
-bazel-test: $(STAMP)
+bazel-# The same corpus on the pretrained 12-layer multilingual-e5-small.
+quickstart-pretrained: $(STAMP)
+	$(PY) -m fastbert_tf.train --flagfile=configs/quickstart_e5.flags --overwrite
+
+test: $(STAMP)
 	bash tools/bazel/ensure_bazel.sh $(BAZEL)
 	bash tools/bazel/offline_bazelrc.sh -o $(BAZEL_RC) --python $(abspath $(PY))
 	$(BAZEL) $(BAZEL_STARTUP) test $(BAZEL_TARGETS) --test_output=errors \
