@@ -87,6 +87,23 @@ def test_killed_run_resumes_to_the_uninterrupted_result(
   assert not (model_dir / ".run").exists()
 
 
+def test_a_damaged_checkpoint_is_named_not_a_traceback(data_dir, tmp_path):
+  model_dir = tmp_path / "model"
+  killed = _train(data_dir, model_dir, kill_at="finetune:6")
+  assert killed.returncode in (-9, 137), killed.stderr[-2000:]
+  latest = model_dir / ".run" / "finetune" / "latest"
+  data_files = [p for p in latest.iterdir() if ".data-" in p.name]
+  assert data_files
+  for path in data_files:
+    path.write_bytes(b"\0" * 16)
+  rerun = _train(data_dir, model_dir)
+  assert rerun.returncode == 1, rerun.stderr[-2000:]
+  assert "Traceback" not in rerun.stderr
+  errors = [l for l in rerun.stderr.splitlines() if l.startswith("error: ")]
+  assert len(errors) == 1 and "cannot restore this checkpoint" in errors[0]
+  assert "ckpt-6" in errors[0] and "--overwrite" in errors[0]
+
+
 def test_killed_during_publication_is_refused_then_finished(
     data_dir, uninterrupted, tmp_path):
   from fastbert_tf.errors import ModelDirError  # pylint: disable=g-import-not-at-top

@@ -26,6 +26,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
+from fastbert_tf.errors import ModelDirError
+
 # Testing hook: "PHASE:STEP" makes the process SIGKILL itself right after
 # the checkpoint of that global step ("publish:1" after the first file of a
 # publication moved), so tests can kill -9 a run at a known point
@@ -243,7 +245,7 @@ class PhaseLoop:
                                                      "latest"))
     if latest is None:
       return {}
-    self._checkpoint.restore(latest).assert_consumed()
+    _restore_or_name(self._checkpoint, latest)
     step = int(self._step.numpy())
     history = json.loads(self._history.numpy().decode("utf-8"))
     epochs_done = len(history.get("loss", []))
@@ -258,10 +260,23 @@ class PhaseLoop:
     best = tf.train.latest_checkpoint(os.path.join(self._write_dir, "best"))
     if not self.config.monitor or best is None:
       return
-    self._best.restore(best).assert_consumed()
+    _restore_or_name(self._best, best)
     logging.info("Phase %s: kept the best dev epoch, %d (%s %.4f).",
                  self.config.name, history["best_epoch"] + 1,
                  self.config.monitor, history["best_value"])
+
+
+def _restore_or_name(checkpoint, path):
+  """checkpoint.restore(path), all of it; a damaged or foreign checkpoint is
+  named as the user's to fix, not a traceback."""
+  try:
+    checkpoint.restore(path).assert_consumed()
+  except (tf.errors.OpError, ValueError, IndexError, AssertionError) as e:
+    line = (str(e).strip().splitlines() or [""])[0][:200]
+    raise ModelDirError(
+        f"{path}: cannot restore this checkpoint of the unfinished run "
+        f"({type(e).__name__}: {line}); pass --overwrite to discard the "
+        "unfinished run and start again") from None
 
 
 def _phase_variables(model):

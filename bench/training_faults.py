@@ -1,0 +1,65 @@
+"""Fault injection for training and model files: many kinds of bad input,
+broken files and kills, each run through the real command line.
+
+  python bench/training_faults.py [--output=bench/results/training_faults.json]
+
+Each kind returns a verdict (as bench/serving_faults.py's):
+  clear    exit status 1, one `error:` line naming the file or flag and what
+           is wrong, no traceback, and the model directory untouched;
+  correct  a valid edge case (or a killed run rerun) that ends as it should;
+  unclear  refused, but the message does not name the problem;
+  crash    a traceback or another exit status;
+  silent   bad input accepted (exit 0) or a wrong result;
+  lost     a finished model was changed or damaged (data lost).
+Targets: 0 crashes, 0 silent, 0 lost.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+from bench import common  # pylint: disable=g-import-not-at-top
+from bench import training_fault_kinds as kinds_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output", "bench/results/training_faults.json",
+                    "Where the record goes.")
+flags.DEFINE_list("only", [], "Run only these kinds (names).")
+
+VERDICTS = ("clear", "correct", "unclear", "crash", "silent", "lost")
+
+
+def main(argv):
+  del argv
+  rows = []
+  with tempfile.TemporaryDirectory() as tmp:
+    context = kinds_lib.TrainingContext(tmp)
+    for kind in kinds_lib.KINDS:
+      if FLAGS.only and kind.__name__ not in FLAGS.only:
+        continue
+      try:
+        verdict, detail = kind(context)
+      except Exception as e:  # pylint: disable=broad-except
+        verdict, detail = "crash", f"the check itself raised {e!r}"
+      rows.append(dict(kind=kind.__name__, verdict=verdict, detail=detail))
+      print(f"{verdict:8s} {kind.__name__:44s} {detail[:100]}", flush=True)
+      context.reset_model()
+  counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
+  print(f"training: {len(rows)} kinds tried, {counts['clear']} clear errors, "
+        f"{counts['correct']} correct, {counts['unclear']} unclear, "
+        f"{counts['crash']} crashes, {counts['silent']} silent wrong, "
+        f"{counts['lost']} data lost")
+  record = common.record(section="training", kinds_tried=len(rows), **counts,
+                         rows=rows)
+  common.write_records(FLAGS.output, [record])
+  return 1 if counts["crash"] + counts["silent"] + counts["lost"] else 0
+
+
+if __name__ == "__main__":
+  app.run(main)
