@@ -210,6 +210,16 @@ def test_run_sweep_chooses_a_speed_on_dev(saved):
   assert "| 0.5 | " in card and "(40 texts)" in card
 
 
+def test_run_sweep_max_samples_takes_the_first_n(saved):
+  cfg = reporting.SweepConfig(
+      model_dir=str(saved / "model"), output_dir=str(saved / "first"),
+      speeds=(0.0, 0.5), data=str(saved), max_samples=7,
+      histogram_speeds=(0.5,), uncertainty_layers=(2,))
+  results = reporting.run_sweep(cfg)
+  assert results["num_samples"] == 7
+  assert all(r["num_samples"] == 7 for r in results["speeds"])
+
+
 def _sweep_cli(*args):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   return subprocess.run([sys.executable, "-m", "fastbert_tf.sweep", *args],

@@ -75,10 +75,7 @@ def _one_pass(cfg, model, encoder, criterion, split):
   if cfg.max_samples and cfg.max_samples < len(data):
     logging.info("Using the first %d of %d %s examples (--max_samples).",
                  cfg.max_samples, len(data), split)
-    data = dataclasses.replace(
-        data, texts_a=data.texts_a[:cfg.max_samples],
-        texts_b=data.texts_b and data.texts_b[:cfg.max_samples],
-        labels=data.labels[:cfg.max_samples])
+    data = data.head(cfg.max_samples)
   dataset = pipeline.make_dataset(data, encoder, batch_size=cfg.batch_size)
   return sweep.collect(model, dataset, criterion), data.source
 
