@@ -64,11 +64,7 @@ BAZEL_RC := $(CURDIR)/.bazelrc.offline
 BAZEL_STARTUP := --bazelrc=$(BAZEL_RC) \
 	$(if $(BAZEL_OUTPUT_USER_ROOT),--output_user_root=$(BAZEL_OUTPUT_USER_ROOT))
 
-bazel-# The same corpus on the pretrained 12-layer multilingual-e5-small.
-quickstart-pretrained: $(STAMP)
-	$(PY) -m fastbert_tf.train --flagfile=configs/quickstart_e5.flags --overwrite
-
-test: $(STAMP)
+bazel-test: $(STAMP)
 	bash tools/bazel/ensure_bazel.sh $(BAZEL)
 	bash tools/bazel/offline_bazelrc.sh -o $(BAZEL_RC) --python $(abspath $(PY))
 	$(BAZEL) $(BAZEL_STARTUP) test $(BAZEL_TARGETS) --test_output=errors \
