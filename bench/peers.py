@@ -35,6 +35,7 @@ and the busiest other processes at start and end.
 import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -186,11 +187,21 @@ class Worker:
 
 
 def _signal_stop_pattern(signal_name):
+  """Signals the --stop_pattern processes, never this driver or its parent:
+  their command lines hold the pattern itself (--stop_pattern=...), so a
+  plain `pkill -STOP -f` froze the driver before its first timed turn."""
   if FLAGS.stop_pattern:
-    subprocess.run(["pkill", f"-{signal_name}", "-f", FLAGS.stop_pattern],
-                   check=False)
-    print(f"SIG{signal_name} sent to processes matching "
-          f"{FLAGS.stop_pattern!r}", flush=True)
+    out = subprocess.run(["pgrep", "-f", FLAGS.stop_pattern], check=False,
+                         capture_output=True, text=True).stdout
+    pids = [int(p) for p in out.split()
+            if int(p) not in (os.getpid(), os.getppid())]
+    for pid in pids:
+      try:
+        os.kill(pid, getattr(signal, f"SIG{signal_name}"))
+      except ProcessLookupError:
+        pass
+    print(f"SIG{signal_name} sent to {pids} (matching "
+          f"{FLAGS.stop_pattern!r})", flush=True)
 
 
 def _code_version():

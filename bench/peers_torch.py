@@ -33,7 +33,11 @@ multiplied by sqrt(n / (n - 1)) to give BERT's LayerNorm (eps 1e-12 inside
 the sqrt) up to ~1e-6 relative; its forward feeds the padding mask as
 segment ids (1 for every real token), so its segment row 1 gets our segment
 row 0; its input framing is `[CLS] tokens` (no [SEP]), so each text gets
-" [SEP]" appended (a never-split token of its tokenizer).
+" [SEP]" appended (a never-split token of its tokenizer); a text our
+tokenizer cut to --max_seq_length is given as the word pieces we kept,
+re-joined (`fastbert_sentences`), since the package would cut after 128
+pieces and lose [SEP], which moves its uncertainties by ~0.01 and an exit
+near a threshold.
 """
 
 import json
@@ -326,8 +330,7 @@ def torch_contenders(meta, reference, ids):
     hf_state = {k: v for k, v in
                 np.load(os.path.join(FLAGS.workdir, "hf_weights.npz")).items()}
     models = fastbert_models(meta, hf_state)
-    # Its input framing: [CLS] text, so [SEP] is appended to match ours.
-    sentences = [t + " [SEP]" for t in meta["texts"]]
+    sentences = fastbert_sentences(meta, ids)
     checks["fastbert_token_ids"] = check_fastbert_ids(
         models["fastbert_unpadded"], sentences, ids)
     for name, m in models.items():
@@ -344,12 +347,31 @@ def torch_contenders(meta, reference, ids):
   return contenders, checks
 
 
+def fastbert_sentences(meta, ids):
+  """The texts as the authors' package gets them: text + " [SEP]" (its
+  framing is [CLS] text), or, for a text our tokenizer cut to
+  max_seq_length, our kept pieces re-joined ("##" pieces glued back) + "
+  [SEP]", so its ids are ours (check_fastbert_ids checks that)."""
+  with open(meta["vocab"], encoding="utf-8") as f:
+    vocab = [line.rstrip("\n") for line in f]
+  out = []
+  for i, t in enumerate(meta["texts"]):
+    ours = ids[f"b1_{i}_token_ids"][0].tolist()
+    if len(ours) < meta["max_seq_length"]:
+      out.append(t + " [SEP]")
+      continue
+    pieces = " ".join(vocab[j] for j in ours[1:-1]).replace(" ##", "")
+    out.append(pieces + " [SEP]")
+  return out
+
+
 def check_fastbert_ids(model, sentences, ids):
   """The authors' tokenizer gives our token ids on every text, except that
   on a text longer than the model's 128 tokens it cuts after 128 pieces
   where ours keeps [SEP] last (its framing has no [SEP]): the first 127
-  then agree and the last differs. The labels and exit layers are checked
-  on every text all the same."""
+  then agree and the last differs (fastbert_sentences now avoids that
+  case; the count is kept in the record). The labels and exit layers are
+  checked on every text all the same."""
   exact, truncated, bad = 0, [], []
   for i, t in enumerate(sentences):
     theirs, _ = model._convert_to_id_and_mask(t)  # pylint: disable=protected-access

@@ -91,8 +91,8 @@ def trace(directory, inputs, speed):
       d = {sig.inputs[k].name: v for k, v in f.items()}
       d[sig.inputs["speed"].name] = np.float32(speed)
       return d
-    for f in inputs[:3]:
-      sess.run(fetch, feed(f))
+    for f in inputs:  # warm-up: every input once, so an XLA export has
+      sess.run(fetch, feed(f))  # compiled each of its length buckets
     start = time.perf_counter()
     for f in inputs:
       sess.run(fetch, feed(f))
