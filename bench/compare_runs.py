@@ -6,7 +6,7 @@ mixed_bfloat16 on the same data), from their own results.json and flags.txt.
 
 Each record holds the run's resolved flags (its flags.txt, itself a
 flagfile: `python -m fastbert_tf.train --flagfile=<model_dir>/flags.txt`
-repeats it), train seconds and accuracy / exit layer / speedup per speed;
+repeats it, and flags_distill.txt when phase 2 was re-run), train seconds and accuracy / exit layer / speedup per speed;
 a table is printed with every run's difference to the first one.
 """
 
@@ -29,8 +29,12 @@ flags.DEFINE_string("output", "bench/results/compare_runs.json", "Records.")
 def _read(model_dir):
   with open(os.path.join(model_dir, "results.json"), encoding="utf-8") as f:
     results = json.load(f)
-  with open(os.path.join(model_dir, "flags.txt"), encoding="utf-8") as f:
-    run_flags = [l.strip() for l in f if l.startswith("--")]
+  run_flags = {}
+  for name in ("flags.txt", "flags_distill.txt"):  # phase 1 (+ a re-run 2)
+    path = os.path.join(model_dir, name)
+    if os.path.isfile(path):
+      with open(path, encoding="utf-8") as f:
+        run_flags[name] = [l.strip() for l in f if l.startswith("--")]
   return results, run_flags
 
 
