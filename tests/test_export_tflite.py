@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (tokenizer ops of the SavedModel)
 
 from fastbert_tf import testing
+from fastbert_tf.data.tokenizer import SentencePieceEncoder
 from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.inference import criteria
 from fastbert_tf.serving import export
@@ -144,13 +145,25 @@ def _text_batch(n, seed):
 
 @pytest.fixture(scope="module",
                 params=[(False, "bert"), (True, "bert"), (False, "uer"),
-                        (True, "uer")],
-                ids=["single", "pair", "uer-single", "uer-pair"])
+                        (True, "uer"), (False, "xlmr")],
+                ids=["single", "pair", "uer-single", "uer-pair",
+                     "sentencepiece"])
 def text_models(request, tmp_path_factory):
   """(saved model dir, LiteRT runner of its raw-text TFLite model, its
-  .tflite bytes); UER packing needs the 3-row segment table."""
+  .tflite bytes); UER packing needs the 3-row segment table; "xlmr" is a
+  SentencePiece model with multilingual-e5's text prefix."""
   text_pair, input_format = request.param
   uer = input_format == "uer"
+  if input_format == "xlmr":
+    from fastbert_tf.testing import sentencepiece_models  # pylint: disable=g-import-not-at-top
+    proto = sentencepiece_models.train(dict(bos=0, pad=1, eos=2, unk=3))
+    model = testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0,
+                               vocabulary_size=120)
+    encoder = SentencePieceEncoder(proto, 16, text_prefix="query: ")
+    path = export.export_saved_model(
+        model, encoder, str(tmp_path_factory.mktemp("text_exports")))
+    content = tflite.convert(path, variant="text")
+    return path, tflite.LiteRTRunner(content), content
   # Seeds chosen so that speed 0.3 mixes exit layers in every variant.
   model = testing.tiny_model(seed=13 if uer else 5, sharpen=8.0, dropout=0.0,
                              num_segments=3 if uer else 2)
@@ -178,9 +191,10 @@ def test_raw_text_litert_equals_saved_model(text_models, speed):
 def test_raw_text_model_uses_only_tf_text_custom_ops(text_models, content):
   _, runner, text_content = text_models
   assert runner.variant == "text"
-  assert set(tflite.custom_op_names(text_content)) <= tflite.TEXT_CUSTOM_OPS
-  assert "FastWordpieceTokenizeWithOffsets" in tflite.custom_op_names(
-      text_content)
+  ops = set(tflite.custom_op_names(text_content))
+  assert ops <= tflite.TEXT_CUSTOM_OPS
+  assert ("FastWordpieceTokenizeWithOffsets" in ops or
+          "TFText>FastSentencepieceTokenize" in ops), ops
   assert not tflite.custom_op_names(content)  # the ids model: builtins only
   with pytest.raises(ValueError, match="takes"):
     runner(speed=0.5, token_ids=np.zeros([1, 3], np.int32))

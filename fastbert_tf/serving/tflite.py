@@ -23,6 +23,8 @@ VARIANTS = {"ids": export_module.SIGNATURE_IDS,
 # word pieces, and the ragged -> dense step of TextEncoder's packing).
 TEXT_CUSTOM_OPS = frozenset({"FastBertNormalize",
                              "FastWordpieceTokenizeWithOffsets",
+                             # SentencePiece checkpoints (multilingual-e5).
+                             "TFText>FastSentencepieceTokenize",
                              "RaggedTensorToTensor"})
 
 
