@@ -10,8 +10,10 @@ from a pristine copy after every kind) and the verdict helpers.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 from fastbert_tf import testing
 from fastbert_tf.models import saving
@@ -45,9 +47,7 @@ class TrainingContext:
     self.tmp = tmp
     self.data = os.path.join(tmp, "data")
     os.makedirs(self.data)
-    for split, n, seed in (("train", 48, 0), ("dev", 16, 1), ("test", 16, 2)):
-      testing.write_tsv(os.path.join(self.data, f"{split}.tsv"),
-                        testing.letter_task(n, seed))
+    testing.write_letter_task(self.data, train=48, dev=16, test=16)
     self.pristine = os.path.join(tmp, "pristine")
     result = self.train(model_dir=self.pristine)
     if result.returncode:
@@ -166,6 +166,17 @@ def _same_results(ctx, model_dir):
   return None if ours == theirs else f"accuracies {ours} != {theirs}"
 
 
+def _train_text(ctx):
+  with open(os.path.join(ctx.data, "train.tsv"), encoding="utf-8") as f:
+    return f.read()
+
+
+def _with_train_rows(ctx, name, rows):
+  """The task with `rows` appended to train.tsv (after its 48 rows: the
+  first appended row is line 50)."""
+  return ctx.data_with(name, train=_train_text(ctx) + rows)
+
+
 def _fresh(ctx, name):
   return os.path.join(ctx.scratch(name), "model")
 
@@ -227,19 +238,15 @@ def data_pairs_among_single_texts(ctx):
 
 
 def data_bom_and_crlf_train_the_same(ctx):
-  with open(os.path.join(ctx.data, "train.tsv"), encoding="utf-8") as f:
-    text = f.read()
   data = ctx.data_with("bom", train=b"\xef\xbb\xbf" +
-                       text.replace("\n", "\r\n").encode())
+                       _train_text(ctx).replace("\n", "\r\n").encode())
   model_dir = _fresh(ctx, "m")
   return succeeded(ctx.train(data=data, model_dir=model_dir),
                    lambda: _same_results(ctx, model_dir))
 
 
 def data_skip_bad_rows_within_the_cap(ctx):
-  with open(os.path.join(ctx.data, "train.tsv"), encoding="utf-8") as f:
-    text = f.read()
-  data = ctx.data_with("skip", train=text + "x\tbad\n")
+  data = _with_train_rows(ctx, "skip", "x\tbad\n")
   model_dir = _fresh(ctx, "m")
 
   def check():
@@ -251,21 +258,13 @@ def data_skip_bad_rows_within_the_cap(ctx):
 
 
 def data_skip_bad_rows_over_the_cap(ctx):
-  with open(os.path.join(ctx.data, "train.tsv"), encoding="utf-8") as f:
-    text = f.read()
-  data = ctx.data_with("skipcap", train=text + "x\tbad\ny\tbad\n")
+  data = _with_train_rows(ctx, "skipcap", "x\tbad\ny\tbad\n")
   return refused(ctx.train("--skip_bad_rows", "--max_bad_rows=1", data=data,
                            model_dir=_fresh(ctx, "m")),
                  "train.tsv", "--max_bad_rows")
 
 
 # --- labels ----------------------------------------------------------------
-
-
-def _with_train_rows(ctx, name, rows):
-  with open(os.path.join(ctx.data, "train.tsv"), encoding="utf-8") as f:
-    text = f.read()
-  return ctx.data_with(name, train=text + rows)
 
 
 def labels_one_typo(ctx):
@@ -543,8 +542,6 @@ def kill_then_corrupt_checkpoint_then_rerun(ctx):
 def kill_during_export_then_export_again(ctx):
   """SIGKILL an export once its staging directory appears; the next export
   removes the dead one's staging and publishes a version that loads."""
-  import signal  # pylint: disable=g-import-not-at-top
-  import time  # pylint: disable=g-import-not-at-top
   base = ctx.scratch("exports")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   child = subprocess.Popen(

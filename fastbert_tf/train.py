@@ -59,7 +59,7 @@ def config_from_flags(flag_values=FLAGS):
     raise errors.ConfigError("--distill_data is phase 2's; --phase="
                              f"{kwargs['phase']} has no phase 2")
   for name, least in _AT_LEAST.items():
-    if name in kwargs and kwargs[name] < least:
+    if kwargs[name] < least:
       raise errors.ConfigError(f"--{name} must be >= {least}, got "
                                f"{kwargs[name]}")
   if kwargs["max_seq_length"] < 3:

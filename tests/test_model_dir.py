@@ -40,10 +40,8 @@ def _assert_one_line_error(result, *needles):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-  path = tmp_path_factory.mktemp("data")
-  for split, n, seed in (("train", 48, 0), ("dev", 16, 1), ("test", 16, 2)):
-    testing.write_tsv(path / f"{split}.tsv", testing.letter_task(n, seed))
-  return path
+  return testing.write_letter_task(tmp_path_factory.mktemp("data"),
+                                 train=48, dev=16, test=16)
 
 
 @pytest.fixture(scope="module")

@@ -188,9 +188,7 @@ def test_paper_table():
 def saved(tmp_path_factory, model, encoder):
   root = tmp_path_factory.mktemp("sweep")
   saving.save_model(model, encoder, str(root / "model"))
-  for split, n, seed in (("dev", 24, 1), ("test", 40, 2)):
-    testing.write_tsv(root / f"{split}.tsv", testing.letter_task(n, seed))
-  return root
+  return testing.write_letter_task(root, dev=24, test=40)
 
 
 def test_run_sweep_chooses_a_speed_on_dev(saved):

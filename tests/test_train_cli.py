@@ -22,10 +22,8 @@ def _train(*args):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-  path = tmp_path_factory.mktemp("data")
-  for split, n, seed in (("train", 64, 0), ("dev", 16, 1), ("test", 24, 2)):
-    testing.write_tsv(path / f"{split}.tsv", testing.letter_task(n, seed))
-  return path
+  return testing.write_letter_task(tmp_path_factory.mktemp("data"),
+                                 train=64, dev=16, test=24)
 
 
 def test_trains_both_phases_and_writes_everything(data_dir, tmp_path):

@@ -1,5 +1,7 @@
 """Shared test harness: tiny configs, deterministic inputs, generated data."""
 
+import os
+
 import numpy as np
 
 from fastbert_tf.models import presets
@@ -77,3 +79,14 @@ def letter_task(n, seed=0):
       letters[rng.integers(len(letters))] = "z"
     rows.append((label, " ".join(letters)))
   return rows
+
+
+def write_letter_task(directory, **sizes):
+  """`<directory>/<split>.tsv` of the letter task for each split=size given
+  (train seed 0, dev 1, test 2), e.g. write_letter_task(d, train=48,
+  dev=16, test=16). Returns directory."""
+  seeds = {"train": 0, "dev": 1, "test": 2}
+  for split, n in sizes.items():
+    write_tsv(os.path.join(directory, f"{split}.tsv"),
+              letter_task(n, seeds[split]))
+  return directory
