@@ -28,6 +28,23 @@ flags.DEFINE_enum("dispatch", "cond", ["cond", "tensor_array"],
                   "tree; convert this one to TFLite) or tensor_array "
                   "(weights read from TensorArrays; faster in TF Serving at "
                   "small batches). Same answers.")
+flags.DEFINE_enum("single_text", "loop", ["loop", "xla"],
+                  "How a request of ONE text runs: loop (the tf.while_loop, "
+                  "like any batch) or xla (the whole exit rule as one XLA "
+                  "program per --xla_buckets length; 1.4x at batch 1 here, "
+                  "BENCHMARKS.md). TF Serving then needs "
+                  "--xla_cpu_compilation_enabled=true; convert TFLite from "
+                  "an export without it.")
+flags.DEFINE_list("xla_buckets", ["16", "32", "64", "128"],
+                  "Sequence lengths --single_text=xla pads one text to (one "
+                  "XLA compilation each, at load); the model's "
+                  "max_seq_length is always added.")
+flags.DEFINE_enum("dtype_policy", None, ["float32", "mixed_bfloat16"],
+                  "Compute dtype of the export (default: the model's own). "
+                  "mixed_bfloat16 keeps float32 weights, logits and "
+                  "uncertainty and runs the layers in bfloat16: fast only on "
+                  "CPUs with AVX512_BF16 or AMX (oneDNN), slower elsewhere; "
+                  "answers may differ from float32 near the threshold.")
 flags.mark_flags_as_required(["model_dir", "export_base"])
 fastbert_flags.define_exit_flags()
 
@@ -41,11 +58,23 @@ def main(argv):
   signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
   from fastbert_tf.models import saving  # pylint: disable=g-import-not-at-top
   from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.inference import single_text  # pylint: disable=g-import-not-at-top
   try:
-    model, encoder = saving.load_model(FLAGS.model_dir)
+    buckets = None
+    if FLAGS.single_text == "xla":
+      try:
+        buckets = [int(b) for b in FLAGS.xla_buckets]
+      except ValueError:
+        raise ValueError(f"--xla_buckets must be integers, got "
+                         f"{','.join(FLAGS.xla_buckets)}") from None
+    model, encoder = saving.load_model(FLAGS.model_dir,
+                                       dtype=FLAGS.dtype_policy)
+    if buckets is not None:
+      buckets = single_text.buckets_for(encoder.max_seq_length, buckets)
     path = export.export_saved_model(
         model, encoder, FLAGS.export_base, FLAGS.version, FLAGS.warmup_speed,
-        fastbert_flags.exit_criterion_from_flags(FLAGS), FLAGS.dispatch)
+        fastbert_flags.exit_criterion_from_flags(FLAGS), FLAGS.dispatch,
+        single_text_buckets=buckets)
   except (FileNotFoundError, FileExistsError, ValueError) as e:
     sys.exit(f"error: {e}")
   print(path)

@@ -47,7 +47,7 @@ def next_version(export_base):
 
 def export_saved_model(model, encoder, export_base, version=None,
                        speed=0.5, criterion=criteria.ExitCriterion(),
-                       dispatch="cond"):
+                       dispatch="cond", single_text_buckets=None):
   """Exports a servable SavedModel and returns its final directory.
 
   The SavedModel is written to a hidden temporary directory next to the
@@ -64,6 +64,11 @@ def export_saved_model(model, encoder, export_base, version=None,
     criterion: criteria.ExitCriterion compiled into the signatures.
     dispatch: "cond" (default; converts well to TFLite) or "tensor_array"
       (faster in TF / TF Serving at small batches): see early_exit.
+    single_text_buckets: None, or bucket lengths (single_text.buckets_for)
+      of the XLA path for requests of one text; the warmup requests then
+      hold one text of each bucket's length per signature, so every
+      bucket is compiled while the version loads (and a server without
+      XLA refuses the version instead of failing requests).
 
   Returns:
     str, `<export_base>/<version>`.
@@ -81,13 +86,15 @@ def export_saved_model(model, encoder, export_base, version=None,
   table = flops_lib.flops_table(model.get_config(), encoder.max_seq_length)
   module = export_module.ServingModule(model, encoder, table,
                                        text_pair=encoder.text_pair,
-                                       criterion=criterion, dispatch=dispatch)
+                                       criterion=criterion, dispatch=dispatch,
+                                       single_text_buckets=single_text_buckets)
   tf.io.gfile.makedirs(export_base)
   remove_stale_tmp_dirs(export_base)
   tmp = os.path.join(export_base, _tmp_name(version))
   try:
     tf.saved_model.save(module, tmp, signatures=module.signatures())
-    write_warmup_requests(os.path.join(tmp, WARMUP_FILE), encoder, speed)
+    write_warmup_requests(os.path.join(tmp, WARMUP_FILE), encoder, speed,
+                          single_text_buckets)
     final = _rename_into_place(tmp, export_base, version, auto)
   finally:
     if tf.io.gfile.exists(tmp):
@@ -177,35 +184,86 @@ def _age_seconds(path):
   return time.time() - newest / 1e9
 
 
-def warmup_requests(encoder, speed):
-  """One PredictRequest per signature, for TF Serving's warmup."""
-  texts = tf.constant(WARMUP_TEXTS)
-  text_inputs = {"text": texts}
-  if encoder.text_pair:
-    text_inputs["text_b"] = texts
-  ids = encoder(texts, texts if encoder.text_pair else None)
+def warmup_requests(encoder, speed, single_text_buckets=None):
+  """PredictRequests for TF Serving's warmup: one per signature with two
+  texts; with single_text_buckets, also one text of each bucket's length
+  per signature (batch 1 takes the XLA path, compiled per bucket)."""
+  batches = [list(WARMUP_TEXTS)]
+  if single_text_buckets:
+    batches += [[t] for t in _texts_per_bucket(encoder, single_text_buckets)]
   requests = []
-  for signature, inputs in (
-      (export_module.DEFAULT_SIGNATURE, text_inputs),
-      (export_module.SIGNATURE_TEXT, text_inputs),
-      (export_module.SIGNATURE_IDS, ids)):
-    request = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(signature_name=signature))
-    for key, value in inputs.items():
-      request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    # float32 [batch]: the form TF Serving's batching session needs (a
-    # scalar there fails the warmup, and with it the version's load).
-    request.inputs["speed"].CopyFrom(tf.make_tensor_proto(
-        [speed] * len(WARMUP_TEXTS), dtype=tf.float32))
-    requests.append(request)
+  for texts in batches:
+    requests += _requests_for(encoder, texts, speed)
+  if single_text_buckets:  # predict_ids at exactly each bucket's length
+    ids = encoder(tf.constant([_long_text(encoder)]),
+                  tf.constant([_long_text(encoder)])
+                  if encoder.text_pair else None)
+    for length in single_text_buckets:
+      cut = {k: v[:, :length] for k, v in ids.items()}
+      if cut["token_ids"].shape[1] == length:
+        requests.append(_request(export_module.SIGNATURE_IDS, cut, speed, 1))
   return requests
 
 
-def write_warmup_requests(path, encoder, speed):
+def _requests_for(encoder, texts, speed):
+  """One request per signature for `texts`."""
+  tensor = tf.constant(texts)
+  text_inputs = {"text": tensor}
+  if encoder.text_pair:
+    text_inputs["text_b"] = tensor
+  ids = encoder(tensor, tensor if encoder.text_pair else None)
+  return [_request(signature, inputs, speed, len(texts))
+          for signature, inputs in (
+              (export_module.DEFAULT_SIGNATURE, text_inputs),
+              (export_module.SIGNATURE_TEXT, text_inputs),
+              (export_module.SIGNATURE_IDS, ids))]
+
+
+def _request(signature, inputs, speed, batch):
+  request = predict_pb2.PredictRequest(
+      model_spec=model_pb2.ModelSpec(signature_name=signature))
+  for key, value in inputs.items():
+    request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+  # float32 [batch]: the form TF Serving's batching session needs (a
+  # scalar there fails the warmup, and with it the version's load).
+  request.inputs["speed"].CopyFrom(tf.make_tensor_proto(
+      [speed] * batch, dtype=tf.float32))
+  return request
+
+
+def _long_text(encoder):
+  """A warmup text that fills max_seq_length."""
+  return " ".join(WARMUP_TEXTS) * encoder.max_seq_length
+
+
+def _texts_per_bucket(encoder, buckets):
+  """For each bucket length b (ascending), a prefix of _long_text whose
+  tokenized length lies in (previous bucket, b], where one exists."""
+  text = _long_text(encoder)
+
+  def length(n):
+    prefix = tf.constant([text[:n]])
+    return int(encoder(prefix, prefix if encoder.text_pair else None)
+               ["token_ids"].shape[1])
+
+  texts, previous = [], 0
+  for bucket in sorted(buckets):
+    # The shortest prefix longer than the previous bucket (length grows
+    # with the prefix): bisection, a few dozen tokenizer calls in all.
+    lo, hi = 1, len(text)
+    while lo < hi:
+      mid = (lo + hi) // 2
+      lo, hi = (mid + 1, hi) if length(mid) <= previous else (lo, mid)
+    if previous < length(lo) <= bucket:
+      texts.append(text[:lo])
+    previous = bucket
+  return texts
+
+def write_warmup_requests(path, encoder, speed, single_text_buckets=None):
   """Writes the PredictionLog TFRecord TF Serving replays at load time."""
   tf.io.gfile.makedirs(os.path.dirname(path))
   with tf.io.TFRecordWriter(path) as writer:
-    for request in warmup_requests(encoder, speed):
+    for request in warmup_requests(encoder, speed, single_text_buckets):
       log = prediction_log_pb2.PredictionLog(
           predict_log=prediction_log_pb2.PredictLog(request=request))
       writer.write(log.SerializeToString())

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from fastbert_tf.inference import criteria
 from fastbert_tf.inference import early_exit
+from fastbert_tf.inference import single_text
 
 SIGNATURE_TEXT = "predict_text"
 SIGNATURE_IDS = "predict_ids"
@@ -41,10 +42,18 @@ class ServingModule(tf.Module):
       threshold it is compared with).
     dispatch: the loop's layer dispatch, early_exit.DISPATCHES ("cond" for
       exports meant for TFLite).
+    single_text_buckets: None, or sequence lengths (single_text.buckets_for)
+      for the XLA path a request of one text takes (single_text module);
+      None: every request takes the tf.while_loop.
+
+  Example:
+    >>> module = ServingModule(model, encoder, flops_lib.flops_table(config))
+    >>> tf.saved_model.save(module, "/tmp/m/1", signatures=module.signatures())
   """
 
   def __init__(self, model, encoder, flops, text_pair=False,
-               criterion=criteria.ExitCriterion(), dispatch="cond"):
+               criterion=criteria.ExitCriterion(), dispatch="cond",
+               single_text_buckets=None):
     super().__init__(name="fastbert_serving")
     # Plain tf.Variables, so the SavedModel has no Keras objects in it.
     self.model_variables = [v.value for v in model.variables]
@@ -54,6 +63,12 @@ class ServingModule(tf.Module):
     limits = dict(vocabulary_size=config["vocabulary_size"],
                   num_segments=config["num_segments"],
                   max_sequence_length=config["max_sequence_length"])
+    if single_text_buckets:
+      run = single_text.early_exit_with_single_text(
+          model, flops, criterion, dispatch, single_text_buckets)
+    else:
+      run = lambda *ids_and_speed: early_exit.early_exit(
+          model, *ids_and_speed, flops, criterion, dispatch)
 
     def classify(token_ids, segment_ids, padding_mask, speed):
       checks = _input_checks(token_ids, segment_ids, padding_mask, speed,
@@ -63,9 +78,7 @@ class ServingModule(tf.Module):
         token_ids, segment_ids, padding_mask, speed = (
             tf.identity(t) for t in (token_ids, segment_ids, padding_mask,
                                      speed))
-      return early_exit.early_exit(model, token_ids, segment_ids,
-                                   padding_mask, speed, flops, criterion,
-                                   dispatch)
+      return run(token_ids, segment_ids, padding_mask, speed)
 
     speed = tf.TensorSpec(None, tf.float32, name="speed")
     self.predict_ids = tf.function(

@@ -1,0 +1,225 @@
+"""The XLA path for one text (fastbert_tf/inference/single_text.py) and the
+export option that puts it in the SavedModel (`--single_text=xla`)."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops for loading)
+from tensorflow_serving.apis import prediction_log_pb2
+
+from fastbert_tf import testing
+from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.inference import criteria
+from fastbert_tf.inference import early_exit
+from fastbert_tf.inference import flops as flops_lib
+from fastbert_tf.inference import single_text
+from fastbert_tf.serving import export
+from fastbert_tf.serving import tflite
+
+SPEEDS = (0.0, 0.3, 0.6, 1.0)
+BUCKETS = (4, 8, 16)
+SEQ = 16
+
+
+@pytest.fixture(scope="module")
+def model():
+  return testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def texts(model):
+  """12 single-text inputs of lengths 2..16, each without padding."""
+  ids = testing.random_inputs(12, SEQ, model.get_config()["vocabulary_size"],
+                              seed=3)
+  return [{k: v[i:i + 1, :int(ids["padding_mask"][i].sum())]
+           for k, v in ids.items()} for i in range(12)]
+
+
+def _table(model):
+  return flops_lib.flops_table(model.get_config(), SEQ)
+
+
+def _assert_same(got, want):
+  assert set(got) == set(early_exit.OUTPUT_KEYS)
+  np.testing.assert_array_equal(np.asarray(got["exit_layer"]),
+                                np.asarray(want["exit_layer"]))
+  np.testing.assert_array_equal(np.asarray(got["label"]),
+                                np.asarray(want["label"]))
+  for key in ("probabilities", "uncertainty", "flops"):
+    np.testing.assert_allclose(np.asarray(got[key]), np.asarray(want[key]),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("criterion", [criteria.ExitCriterion(),
+                                       criteria.ExitCriterion("patience")],
+                         ids=["entropy", "patience"])
+def test_answers_as_the_loop_for_every_text_and_speed(model, texts, criterion):
+  run = single_text.single_text_early_exit(model, _table(model), criterion,
+                                           BUCKETS)
+  loop = early_exit.compiled_early_exit(model, _table(model), criterion)
+  exits = set()
+  for speed in SPEEDS:
+    for f in texts:
+      got = run(f["token_ids"], f["segment_ids"], f["padding_mask"],
+                tf.constant(speed))
+      want = loop(f["token_ids"], f["segment_ids"], f["padding_mask"],
+                  tf.constant(speed))
+      _assert_same(got, want)
+      exits.add((speed, int(got["exit_layer"][0])))
+  # The texts exit at different layers at the middle speeds, or the test
+  # would not tell an early exit from a late one.
+  assert len({e for s, e in exits if 0.0 < s < 1.0}) > 1
+  assert {e for s, e in exits if s == 0.0} == {model.num_layers}
+
+
+def test_padding_to_a_bucket_changes_nothing(model, texts):
+  """A text run at its own length (a bucket of its size) and padded up to a
+  longer bucket gives the same answer."""
+  table = _table(model)
+  exact = single_text.single_text_early_exit(model, table,
+                                             buckets=tuple(range(1, SEQ + 1)))
+  padded = single_text.single_text_early_exit(model, table, buckets=(SEQ,))
+  for f in texts:
+    args = (f["token_ids"], f["segment_ids"], f["padding_mask"],
+            tf.constant(0.3))
+    _assert_same(padded(*args), exact(*args))
+
+
+def test_buckets_for():
+  assert single_text.buckets_for(128) == (16, 32, 64, 128)
+  assert single_text.buckets_for(100) == (16, 32, 64, 100)
+  assert single_text.buckets_for(16, (8, 4, 8, 64)) == (4, 8, 16)
+  with pytest.raises(ValueError, match="bucket lengths must be >= 1"):
+    single_text.buckets_for(16, (0, 8))
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+  encoder = TextEncoder(testing.TINY_VOCAB, SEQ)
+  base = str(tmp_path_factory.mktemp("exports"))
+  path = export.export_saved_model(
+      model, encoder, base, dispatch="tensor_array",
+      single_text_buckets=single_text.buckets_for(SEQ, (4, 8)))
+  return encoder, path
+
+
+def _graph_has_xla_program(signature):
+  """Whether the signature's function library holds a must-compile
+  function (the XLA path), found through its call ops."""
+  library = signature.graph.as_graph_def().library
+  return any(f.attr["_XlaMustCompile"].b for f in library.function)
+
+
+def test_export_answers_as_the_loop(model, texts, exported):
+  _, path = exported
+  signature = tf.saved_model.load(path).signatures["predict_ids"]
+  assert _graph_has_xla_program(signature)
+  loop = early_exit.compiled_early_exit(model, _table(model))
+  for speed in SPEEDS:
+    for f in texts[:6]:
+      inputs = {k: tf.constant(v) for k, v in f.items()}
+      _assert_same(signature(speed=tf.constant(speed), **inputs),
+                   loop(**inputs, speed=tf.constant(speed)))
+    # A batch takes the loop: same answers as the loop, per sample speed.
+    batch = testing.random_inputs(5, SEQ, model.get_config()[
+        "vocabulary_size"], seed=4)
+    batch = {k: tf.constant(v) for k, v in batch.items()}
+    _assert_same(signature(speed=tf.constant([speed] * 5), **batch),
+                 loop(**batch, speed=tf.constant([speed] * 5)))
+
+
+def test_one_text_longer_than_the_buckets_takes_the_loop(model, tmp_path):
+  """predict_ids accepts up to the model's max_sequence_length: a text past
+  the largest bucket is answered by the loop, not refused."""
+  encoder = TextEncoder(testing.TINY_VOCAB, SEQ)
+  path = export.export_saved_model(model, encoder, str(tmp_path),
+                                   single_text_buckets=(4, 8))
+  signature = tf.saved_model.load(path).signatures["predict_ids"]
+  f = testing.random_inputs(1, SEQ, model.get_config()["vocabulary_size"],
+                            seed=5, min_length=SEQ)
+  f = {k: tf.constant(v) for k, v in f.items()}
+  loop = early_exit.compiled_early_exit(model, _table(model))
+  _assert_same(signature(speed=tf.constant(0.3), **f),
+               loop(**f, speed=tf.constant(0.3)))
+
+
+def test_warmup_covers_every_bucket_of_every_signature(exported):
+  encoder, path = exported
+  logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+          for r in tf.data.TFRecordDataset(os.path.join(path,
+                                                        export.WARMUP_FILE))]
+  lengths = {}
+  for log in logs:
+    request = log.predict_log.request
+    name = request.model_spec.signature_name
+    if "text" in request.inputs:
+      texts = tf.make_ndarray(request.inputs["text"])
+      ids = encoder(tf.constant(texts))
+    else:
+      ids = {k: tf.make_ndarray(request.inputs[k]) for k in ("token_ids",)}
+    batch, length = np.asarray(ids["token_ids"]).shape
+    if batch == 1:
+      lengths.setdefault(name, set()).add(length)
+  buckets = single_text.buckets_for(SEQ, (4, 8))
+  for name in ("serving_default", "predict_text", "predict_ids"):
+    bucket_of = {min(b for b in buckets if b >= n) for n in lengths[name]}
+    assert bucket_of == set(buckets), (name, lengths[name])
+
+
+def _executed_ops(sess, fetch, feed):
+  """Op types TensorFlow's executor ran for one sess.run (traced)."""
+  metadata = tf.compat.v1.RunMetadata()
+  sess.run(fetch, feed, run_metadata=metadata,
+           options=tf.compat.v1.RunOptions(
+               trace_level=tf.compat.v1.RunOptions.FULL_TRACE))
+  return {n.timeline_label.split("(")[0].split("=")[-1].strip()
+          for d in metadata.step_stats.dev_stats for n in d.node_stats
+          if n.timeline_label}
+
+
+def _runs_matmuls(ops):
+  return any("MatMul" in op or "Einsum" in op for op in ops)
+
+
+def test_tf1_session_loader_runs_the_xla_path(model, texts, exported):
+  """TF Serving's loader (the TF1 session API) runs the XLA program: for
+  one text none of the model's matmuls pass through TF's executor (they
+  are inside the compiled program); for two texts they do (the loop)."""
+  _, path = exported
+  loop = early_exit.compiled_early_exit(model, _table(model))
+  wants = [loop(**{k: tf.constant(v) for k, v in f.items()},
+                speed=tf.constant(0.3)) for f in texts[:4]]
+  graph = tf.Graph()
+  with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+    meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
+    sig = meta.signature_def["predict_ids"]
+    for f, want in zip(texts[:4], wants):
+      feed = {sig.inputs[k].name: v for k, v in f.items()}
+      feed[sig.inputs["speed"].name] = np.float32(0.3)
+      got = sess.run({k: sig.outputs[k].name for k in early_exit.OUTPUT_KEYS},
+                     feed)
+      _assert_same(got, want)
+    fetch = sig.outputs["label"].name
+    feed = {sig.inputs[k].name: v for k, v in texts[0].items()}
+    feed[sig.inputs["speed"].name] = np.float32(0.3)
+    assert not _runs_matmuls(_executed_ops(sess, fetch, feed))
+    feed = {sig.inputs[k].name: np.concatenate([v, v])
+            for k, v in texts[0].items()}
+    feed[sig.inputs["speed"].name] = np.float32(0.3)
+    assert _runs_matmuls(_executed_ops(sess, fetch, feed))
+
+
+def test_litert_converts_and_answers_as_the_savedmodel(texts, exported):
+  _, path = exported
+  runner = tflite.LiteRTRunner(model_content=tflite.convert(path))
+  signature = tf.saved_model.load(path).signatures["predict_ids"]
+  for speed in (0.0, 0.3):
+    for f in texts[:4]:
+      want = signature(speed=tf.constant(speed),
+                       **{k: tf.constant(v) for k, v in f.items()})
+      got = runner(speed=speed, **f)
+      np.testing.assert_array_equal(got["exit_layer"], want["exit_layer"])
+      np.testing.assert_allclose(got["probabilities"], want["probabilities"],
+                                 atol=1e-5)
