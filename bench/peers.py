@@ -53,7 +53,7 @@ FLAGS = flags.FLAGS
 # Our SavedModels: the two dispatches, and (issue 16 part 2) the export
 # options for one text at a time (bench/peers_tf.py EXPORT_OPTIONS).
 EXPORTS = ("saved_model_cond", "saved_model_tensor_array", "saved_model_xla",
-           "saved_model_bf16")
+           "saved_model_xla_fine", "saved_model_bf16")
 # --tf_variants: the environment each extra TF worker runs under.
 TF_VARIANTS = {
     # oneDNN's fused kernels off (on by default on x86 Linux).

@@ -17,10 +17,11 @@ prepare writes into --workdir (replacing what is there):
   saved_model_cond/1, saved_model_tensor_array/1   export.export_saved_model
                         with each dispatch; model.tflite (the cond export's
                         predict_ids, as export/export_tflite.py converts it);
-  saved_model_xla/1, saved_model_bf16/1   the export options for one text
-                        at a time (EXPORT_OPTIONS; tensor_array loop for
-                        batches): --single_text=xla, --dtype_policy=
-                        mixed_bfloat16;
+  saved_model_xla/1, saved_model_xla_fine/1, saved_model_bf16/1   the
+                        export options for one text at a time
+                        (EXPORT_OPTIONS; tensor_array loop for batches):
+                        --single_text=xla (default and finer buckets),
+                        --dtype_policy=mixed_bfloat16; model_xla.tflite;
   hf_weights.npz        the backbone under Hugging Face BertModel names and
                         layouts (the converter table of
                         fastbert_tf.checkpoints.huggingface run backwards);
@@ -33,7 +34,7 @@ prepare writes into --workdir (replacing what is there):
 
 Workers (--mode=worker) time, per batch size b in {1, 32}:
   tf/saved_model_cond, tf/saved_model_tensor_array, tf/saved_model_xla,
-    tf/saved_model_bf16: the exported predict_ids signature
+    tf/saved_model_xla_fine, tf/saved_model_bf16: the exported predict_ids signature
     (tf.saved_model.load), per speed (bf16 may differ from the reference on
     up to 5% of the texts; its own accuracy is recorded);
   tf/plain: backbone + teacher as one tf.function, no loop (full model);
@@ -43,7 +44,8 @@ Workers (--mode=worker) time, per batch size b in {1, 32}:
     only; k = its exit layer), straight-line code; batch 32: the loop's
     algorithm unrolled over the layers in one tf.function (no while_loop,
     no tf.cond), dropping answered rows after each classifier;
-  litert/litert (--runtime=litert): model.tflite through LiteRT, per speed.
+  litert/litert (--runtime=litert): model.tflite through LiteRT, per speed;
+  litert/litert_xla: model_xla.tflite, converted from saved_model_xla.
 """
 
 import json
@@ -193,6 +195,10 @@ def prepare():
         version=1, dispatch="tensor_array",
         single_text_buckets=buckets and single_text.buckets_for(
             encoder.max_seq_length, buckets))
+  # LiteRT from the xla export: one text runs the unrolled layers (IFs),
+  # batches the WHILE loop.
+  with open(os.path.join(work, "model_xla.tflite"), "wb") as f:
+    f.write(tflite.convert(os.path.join(work, "saved_model_xla", "1")))
   with open(os.path.join(work, "model.tflite"), "wb") as f:
     f.write(tflite.convert(dirs["cond"]))
   np.savez(os.path.join(work, "hf_weights.npz"), **hf_state_dict(model))
@@ -238,6 +244,8 @@ def load_inputs(ids, batch_size, n):
 # batches: name -> (dtype policy or None, single-text XLA buckets or None).
 EXPORT_OPTIONS = {
     "xla": (None, (16, 32, 64, 128)),
+    # Buckets every 8-16 tokens: less padding, more compilations.
+    "xla_fine": (None, (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128)),
     "bf16": ("mixed_bfloat16", None),
 }
 
@@ -404,16 +412,19 @@ def check_tf(k, fn, inputs, reference):
 
 def litert_contenders(meta, reference, ids):
   from fastbert_tf.serving import tflite  # pylint: disable=g-import-not-at-top
-  runner = tflite.LiteRTRunner(
-      model_path=os.path.join(FLAGS.workdir, "model.tflite"),
+  runners = {name: tflite.LiteRTRunner(
+      model_path=os.path.join(FLAGS.workdir, f"{file}.tflite"),
       num_threads=FLAGS.threads)
+               for name, file in (("litert", "model"),
+                                  ("litert_xla", "model_xla"))}
   n = len(meta["texts"])
   contenders = {}
   for b in (int(x) for x in FLAGS.batch_sizes):
     inputs = load_inputs(ids, b, n)
     for s in peers_lib.SPEEDS:
-      contenders[peers_lib.key("litert", "litert", b, s)] = (
-          lambda f, s=s: runner(speed=s, **f), inputs)
+      for name, runner in runners.items():
+        contenders[peers_lib.key("litert", name, b, s)] = (
+            lambda f, s=s, runner=runner: runner(speed=s, **f), inputs)
   checks = {k: check_tf(k, fn, inputs, reference)
             for k, (fn, inputs) in contenders.items()}
   return contenders, checks
