@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
+from absl import logging
 
 from fastbert_tf import flags as fastbert_flags  # pylint: disable=g-import-not-at-top
 
@@ -71,6 +72,12 @@ def main(argv):
                                        dtype=FLAGS.dtype_policy)
     if buckets is not None:
       buckets = single_text.buckets_for(encoder.max_seq_length, buckets)
+      if model.dtype_policy.compute_dtype != "float32":
+        logging.warning(
+            "--single_text=xla with compute dtype %s: XLA's CPU matmuls in "
+            "that dtype are slower than float32 (export/README.md); "
+            "consider --dtype_policy=float32",
+            model.dtype_policy.compute_dtype)
     path = export.export_saved_model(
         model, encoder, FLAGS.export_base, FLAGS.version, FLAGS.warmup_speed,
         fastbert_flags.exit_criterion_from_flags(FLAGS), FLAGS.dispatch,

@@ -2,6 +2,8 @@
 export option that puts it in the SavedModel (`--single_text=xla`)."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,9 +17,11 @@ from fastbert_tf.inference import criteria
 from fastbert_tf.inference import early_exit
 from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.inference import single_text
+from fastbert_tf.models import saving
 from fastbert_tf.serving import export
 from fastbert_tf.serving import tflite
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEEDS = (0.0, 0.3, 0.6, 1.0)
 BUCKETS = (4, 8, 16)
 SEQ = 16
@@ -223,3 +227,29 @@ def test_litert_converts_and_answers_as_the_savedmodel(texts, exported):
       np.testing.assert_array_equal(got["exit_layer"], want["exit_layer"])
       np.testing.assert_allclose(got["probabilities"], want["probabilities"],
                                  atol=1e-5)
+
+
+def _export_cli(model_dir, base, *flags):
+  return subprocess.run(
+      [sys.executable, os.path.join(ROOT, "export", "export_saved_model.py"),
+       f"--model_dir={model_dir}", f"--export_base={base}", *flags], cwd=ROOT,
+      capture_output=True, text=True, check=False,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+def test_export_cli_flags(model, tmp_path):
+  model_dir, base = str(tmp_path / "model"), str(tmp_path / "base")
+  saving.save_model(model, TextEncoder(testing.TINY_VOCAB, SEQ), model_dir)
+  bad = _export_cli(model_dir, base, "--single_text=xla", "--xla_buckets=4,x")
+  assert bad.returncode == 1
+  assert bad.stderr.strip().splitlines()[-1] == (
+      "error: --xla_buckets must be integers, got 4,x")
+  assert not os.path.exists(base)
+  done = _export_cli(model_dir, base, "--single_text=xla", "--xla_buckets=4",
+                     "--dtype_policy=mixed_bfloat16")
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.strip() == os.path.join(base, "1")
+  # bfloat16 under XLA is slow on CPUs: the export says so.
+  assert "--single_text=xla with compute dtype bfloat16" in done.stderr
+  assert _graph_has_xla_program(tf.saved_model.load(
+      os.path.join(base, "1")).signatures["predict_ids"])
