@@ -266,7 +266,7 @@ def own_accuracy(checks, meta):
   gold = np.asarray(meta["gold"])
   return {k: float(np.mean(np.asarray(c["labels"]) == gold))
           for worker in checks.values() for k, c in worker.items()
-          if "labels" in c and len(c["labels"]) == len(gold)}
+          if isinstance(c, dict) and len(c.get("labels", ())) == len(gold)}
 
 
 def main(argv):
