@@ -81,8 +81,7 @@ def main(argv):
     compile_total = sum(a - b for a, b in out.values())
     records.append(common.record(
         benchmark="single_text_compile", export=path, load_seconds=load,
-        buckets=rows, compile_seconds_total=compile_total,
-        command=" ".join(sys.argv)))
+        buckets=rows, compile_seconds_total=compile_total))
     print(f"{path}: load {load:.1f} s, compilations {compile_total:.1f} s "
           f"over {len(out)} buckets")
     for k, r in rows.items():
