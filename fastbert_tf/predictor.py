@@ -126,7 +126,7 @@ class Predictor:
 
   @classmethod
   def load(cls, path, batch_size=DEFAULT_BATCH_SIZE, dtype=None,
-           criterion=None, dispatch="cond"):
+           criterion=None, dispatch="cond", single_text="loop"):
     """Loads a training model directory or a SavedModel export.
 
     Args:
@@ -140,6 +140,10 @@ class Predictor:
         none). An export has its criterion compiled in.
       dispatch: model directories only: early_exit dispatch ("cond" or
         "tensor_array"); the answers are the same.
+      single_text: model directories only: "loop", or "xla" to run a batch
+        of one text as one XLA program (inference/single_text.py; faster
+        for one text at a time, e.g. batch_size=1; same answers). An
+        export has it compiled in or not (`--single_text`).
 
     Returns:
       Predictor.
@@ -151,7 +155,7 @@ class Predictor:
     kind, resolved = backends.resolve_model_path(path)
     if kind == "model_dir":
       return backends.from_model_dir(cls, resolved, batch_size, dtype,
-                                     criterion, dispatch)
+                                     criterion, dispatch, single_text)
     return backends.from_saved_model(cls, resolved, batch_size)
 
   @classmethod

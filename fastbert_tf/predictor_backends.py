@@ -50,9 +50,13 @@ def _listdir(path):
   return os.listdir(path) if os.path.isdir(path) else []
 
 
-def from_model_dir(cls, model_dir, batch_size, dtype, criterion, dispatch):
+def from_model_dir(cls, model_dir, batch_size, dtype, criterion, dispatch,
+                   single_text="loop"):
   """Predictor.load of a training model directory: the export's text
   function (ServingModule.predict_text) over the loaded Keras model."""
+  if single_text not in ("loop", "xla"):
+    raise ValueError(f"single_text must be 'loop' or 'xla', got "
+                     f"{single_text!r}")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from fastbert_tf.inference import criteria  # pylint: disable=g-import-not-at-top
   from fastbert_tf.inference import flops as flops_lib  # pylint: disable=g-import-not-at-top
@@ -64,9 +68,14 @@ def from_model_dir(cls, model_dir, batch_size, dtype, criterion, dispatch):
   table = flops_lib.flops_table(model.get_config(), encoder.max_seq_length)
   # The export's own text function: a model directory and its export
   # answer through the same graph.
+  buckets = None
+  if single_text == "xla":
+    from fastbert_tf.inference import single_text as single_text_lib  # pylint: disable=g-import-not-at-top
+    buckets = single_text_lib.buckets_for(encoder.max_seq_length)
   module = export_module.ServingModule(model, encoder, table,
                                        text_pair=encoder.text_pair,
-                                       criterion=criterion, dispatch=dispatch)
+                                       criterion=criterion, dispatch=dispatch,
+                                       single_text_buckets=buckets)
 
   def classify(text, text_b, speed):
     args = dict(text=tf.constant(text, tf.string),

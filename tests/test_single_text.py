@@ -253,3 +253,23 @@ def test_export_cli_flags(model, tmp_path):
   assert "--single_text=xla with compute dtype bfloat16" in done.stderr
   assert _graph_has_xla_program(tf.saved_model.load(
       os.path.join(base, "1")).signatures["predict_ids"])
+
+
+def test_predictor_single_text_xla(model, tmp_path):
+  """Predictor.load(model_dir, single_text="xla"): one text at a time
+  answers as the loop does, and the option is checked."""
+  from fastbert_tf import Predictor  # pylint: disable=g-import-not-at-top
+  model_dir = str(tmp_path / "model")
+  saving.save_model(model, TextEncoder(testing.TINY_VOCAB, SEQ), model_dir)
+  texts = ["a b z", "c", "z z z d e", "q r s t u v w x y", "好 书"]
+  loop = Predictor.load(model_dir, batch_size=1)
+  xla = Predictor.load(model_dir, batch_size=1, single_text="xla")
+  for speed in (0.0, 0.3, 0.6):
+    want, got = loop.predict(texts, speed=speed), xla.predict(texts,
+                                                              speed=speed)
+    np.testing.assert_array_equal(got.exit_layer, want.exit_layer)
+    np.testing.assert_array_equal(got.label, want.label)
+    np.testing.assert_allclose(got.probabilities, want.probabilities,
+                               atol=1e-5)
+  with pytest.raises(ValueError, match="single_text must be 'loop' or 'xla'"):
+    Predictor.load(model_dir, single_text="XLA")
