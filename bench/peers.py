@@ -290,8 +290,10 @@ def main(argv):
       msg = w.receive()
       ready[name] = msg["ready"]
       checks[name] = msg["checks"]
+      bf16 = " (bf16 ones: on >= 95%)" if any(
+          "bf16" in k for k in msg["ready"]) else ""
       print(f"{name}: {len(msg['ready'])} contenders agree with the "
-            f"SavedModel on all {n} texts (bf16 ones: on 95%)", flush=True)
+            f"SavedModel on all {n} texts{bf16}", flush=True)
     setup_seconds = time.time() - t0
     groups = collections.defaultdict(set)
     for name, keys in ready.items():

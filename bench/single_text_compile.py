@@ -1,15 +1,15 @@
-"""What `--single_text=xla` costs at load: seconds per bucket compilation
-(the first request of one text at that length) against a warm request of
-the same length, for each export given (issue 16 part 2).
+"""What `--single_text=xla` costs at load: which of the one-text warmup
+requests compile (first call vs warm), and how long, per signature, for
+each export given (issue 16 part 2).
 
   .venv/bin/python bench/single_text_compile.py \
       --exports=runs/peers_ag_news/peers/saved_model_xla/1,runs/peers_ag_news/peers/saved_model_xla_fine/1 \
       --output=bench/results/single_text_compile.json
 
 Each export is loaded in a fresh process (XLA's compilation cache is per
-process) and asked, for each bucket length in its warmup requests, one
-predict_ids request of exactly that length: the first call compiles, the
-next five are timed warm (median).
+process) and its one-text warmup requests are replayed in file order, as
+TF Serving replays them: each request's first call, then five warm calls
+(median). A first call > 0.5 s over the warm time counts as a compilation.
 """
 
 import json
@@ -33,7 +33,9 @@ flags.DEFINE_string("child", None, "Internal: measure this export.")
 
 
 def measure(path):
-  """{bucket: (first-call seconds, warm median seconds)} and load seconds."""
+  """Replays the export's one-text warmup requests in file order (as TF
+  Serving does): per request its signature, token count, first-call and
+  warm seconds; plus the load seconds."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_text  # noqa: F401 pylint: disable=g-import-not-at-top,unused-import
@@ -41,25 +43,27 @@ def measure(path):
   tf.config.threading.set_intra_op_parallelism_threads(2)
   tf.config.threading.set_inter_op_parallelism_threads(2)
   start = time.perf_counter()
-  signature = tf.saved_model.load(path).signatures["predict_ids"]
+  loaded = tf.saved_model.load(path)
   load = time.perf_counter() - start
   warmup = os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
-  out = {}
+  out = []
   for raw in tf.data.TFRecordDataset(warmup):
     request = prediction_log_pb2.PredictionLog.FromString(
         raw.numpy()).predict_log.request
-    if (request.model_spec.signature_name != "predict_ids" or
-        tf.make_ndarray(request.inputs["token_ids"]).shape[0] != 1):
+    inputs = {k: tf.constant(tf.make_ndarray(v))
+              for k, v in request.inputs.items()}
+    if inputs["speed"].shape[0] != 1:
       continue
-    inputs = {k: tf.constant(tf.make_ndarray(request.inputs[k]))
-              for k in ("token_ids", "segment_ids", "padding_mask")}
-    length = int(inputs["token_ids"].shape[1])
+    signature = loaded.signatures[request.model_spec.signature_name]
     times = []
     for _ in range(6):
       t = time.perf_counter()
-      signature(speed=tf.constant(0.5), **inputs)["label"].numpy()
+      outputs = signature(**inputs)
+      outputs["label"].numpy()
       times.append(time.perf_counter() - t)
-    out[length] = (times[0], float(np.median(times[1:])))
+    out.append(dict(signature=request.model_spec.signature_name,
+                    first_call_s=times[0],
+                    warm_s=float(np.median(times[1:]))))
   return load, out
 
 
@@ -75,18 +79,19 @@ def main(argv):
         [sys.executable, __file__, f"--child={path}"], capture_output=True,
         text=True, check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     child = json.loads(proc.stdout.strip().splitlines()[-1])
-    load, out = child["load"], child["buckets"]
-    rows = {k: dict(first_call_s=round(a, 3), warm_s=round(b, 5))
-            for k, (a, b) in sorted(out.items(), key=lambda kv: int(kv[0]))}
-    compile_total = sum(a - b for a, b in out.values())
+    load, calls = child["load"], child["buckets"]
+    # A first call more than 0.5 s over its warm time compiled something.
+    compiled = [c for c in calls if c["first_call_s"] - c["warm_s"] > 0.5]
+    by_signature = {}
+    for c in compiled:
+      by_signature.setdefault(c["signature"], []).append(
+          round(c["first_call_s"] - c["warm_s"], 2))
     records.append(common.record(
         benchmark="single_text_compile", export=path, load_seconds=load,
-        buckets=rows, compile_seconds_total=compile_total))
-    print(f"{path}: load {load:.1f} s, compilations {compile_total:.1f} s "
-          f"over {len(out)} buckets")
-    for k, r in rows.items():
-      print(f"  {k}: first call {r['first_call_s']:.2f} s, warm "
-            f"{1e3 * r['warm_s']:.2f} ms")
+        calls=calls, compilations_by_signature=by_signature,
+        compile_seconds_total=sum(sum(v) for v in by_signature.values())))
+    print(f"{path}: load {load:.1f} s; {len(calls)} one-text warmup "
+          f"requests; compilations (s) by signature: {by_signature}")
   common.write_records(FLAGS.output,
                        common.read_records(FLAGS.output) + records)
 

@@ -32,7 +32,7 @@ flags.DEFINE_enum("dispatch", "cond", ["cond", "tensor_array"],
 flags.DEFINE_enum("single_text", "loop", ["loop", "xla"],
                   "How a request of ONE text runs: loop (the tf.while_loop, "
                   "like any batch) or xla (the whole exit rule as one XLA "
-                  "program per --xla_buckets length; 1.4x at batch 1 here, "
+                  "program per --xla_buckets length; 1.5x at batch 1 here, "
                   "BENCHMARKS.md). TF Serving then needs "
                   "--xla_cpu_compilation_enabled=true; convert TFLite from "
                   "an export without it.")

@@ -76,6 +76,9 @@ def test_answers_as_the_loop_for_every_text_and_speed(model, texts, criterion):
   # would not tell an early exit from a late one.
   assert len({e for s, e in exits if 0.0 < s < 1.0}) > 1
   assert {e for s, e in exits if s == 0.0} == {model.num_layers}
+  # ... and some reach the teacher although students may answer (the last
+  # layer's rule, and patience state carried through every layer).
+  assert any(e == model.num_layers for s, e in exits if s > 0.0)
 
 
 def test_padding_to_a_bucket_changes_nothing(model, texts):
@@ -134,42 +137,102 @@ def test_export_answers_as_the_loop(model, texts, exported):
                  loop(**batch, speed=tf.constant([speed] * 5)))
 
 
-def test_one_text_longer_than_the_buckets_takes_the_loop(model, tmp_path):
-  """predict_ids accepts up to the model's max_sequence_length: a text past
-  the largest bucket is answered by the loop, not refused."""
+def test_bucket_is_chosen_by_the_length_without_trailing_padding(
+    model, texts, tmp_path):
+  """Buckets (4, 8): a text of 16 real tokens is past the largest bucket and
+  the loop answers it (predict_ids accepts up to max_sequence_length); a
+  short text padded with zeros to 16 (a fixed-width client) still takes
+  the program. Both answer as the loop, in the TF1 loader."""
   encoder = TextEncoder(testing.TINY_VOCAB, SEQ)
   path = export.export_saved_model(model, encoder, str(tmp_path),
                                    single_text_buckets=(4, 8))
-  signature = tf.saved_model.load(path).signatures["predict_ids"]
-  f = testing.random_inputs(1, SEQ, model.get_config()["vocabulary_size"],
-                            seed=5, min_length=SEQ)
-  f = {k: tf.constant(v) for k, v in f.items()}
+  long = testing.random_inputs(1, SEQ, model.get_config()["vocabulary_size"],
+                               seed=5, min_length=SEQ)
+  short = next(f for f in texts if f["token_ids"].shape[1] <= 8)
+  padded = {k: np.pad(v, [[0, 0], [0, SEQ - v.shape[1]]])
+            for k, v in short.items()}
   loop = early_exit.compiled_early_exit(model, _table(model))
-  _assert_same(signature(speed=tf.constant(0.3), **f),
-               loop(**f, speed=tf.constant(0.3)))
+  cases = [(long, True), (padded, False)]
+  wants = [loop(**{k: tf.constant(v) for k, v in f.items()},
+                speed=tf.constant(0.3)) for f, _ in cases]
+  graph = tf.Graph()
+  with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+    sig = tf.compat.v1.saved_model.loader.load(
+        sess, ["serve"], path).signature_def["predict_ids"]
+    for (f, takes_loop), want in zip(cases, wants):
+      feed = {sig.inputs[k].name: v for k, v in f.items()}
+      feed[sig.inputs["speed"].name] = np.float32(0.3)
+      got = sess.run({k: sig.outputs[k].name for k in early_exit.OUTPUT_KEYS},
+                     feed)
+      _assert_same(got, want)
+      assert _runs_matmuls(_executed_ops(
+          sess, sig.outputs["label"].name, feed)) == takes_loop
 
 
-def test_warmup_covers_every_bucket_of_every_signature(exported):
-  encoder, path = exported
-  logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
-          for r in tf.data.TFRecordDataset(os.path.join(path,
-                                                        export.WARMUP_FILE))]
+def test_buckets_past_the_position_table_are_cut_to_it(model, texts):
+  """A bucket longer than max_sequence_length would index past the
+  position embeddings: it becomes max_sequence_length (as the default's
+  last bucket is)."""
+  limit = model.get_config()["max_sequence_length"]
+  loop = early_exit.compiled_early_exit(model, _table(model))
+  f = texts[-1]
+  assert f["token_ids"].shape[1] > 4
+  args = (f["token_ids"], f["segment_ids"], f["padding_mask"],
+          tf.constant(0.3))
+  for buckets in ((4, limit + 64), None):
+    run = single_text.single_text_early_exit(model, _table(model),
+                                             buckets=buckets)
+    _assert_same(run(*args), loop(*args))
+  with pytest.raises(ValueError, match="bucket lengths must be >= 1"):
+    single_text.single_text_early_exit(model, _table(model), buckets=(0, 8))
+
+
+def _warmup_requests(path):
+  return [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+          .predict_log.request for r in tf.data.TFRecordDataset(
+              os.path.join(path, export.WARMUP_FILE))]
+
+
+@pytest.mark.parametrize("text_pair", [False, True], ids=["single", "pair"])
+def test_warmup_covers_every_bucket_and_replays(model, exported, text_pair,
+                                                tmp_path):
+  """The text signatures get one text per bucket (from the text's own
+  token count) and every request replays through the loaded signatures,
+  as TF Serving does at load."""
+  if text_pair:
+    encoder = TextEncoder(testing.TINY_VOCAB, SEQ, text_pair=True)
+    path = export.export_saved_model(
+        model, encoder, str(tmp_path),
+        single_text_buckets=single_text.buckets_for(SEQ, (4, 8)))
+  else:
+    encoder, path = exported
+  loaded = tf.saved_model.load(path)
   lengths = {}
-  for log in logs:
-    request = log.predict_log.request
+  for request in _warmup_requests(path):
     name = request.model_spec.signature_name
-    if "text" in request.inputs:
-      texts = tf.make_ndarray(request.inputs["text"])
-      ids = encoder(tf.constant(texts))
-    else:
-      ids = {k: tf.make_ndarray(request.inputs[k]) for k in ("token_ids",)}
-    batch, length = np.asarray(ids["token_ids"]).shape
-    if batch == 1:
-      lengths.setdefault(name, set()).add(length)
+    inputs = {k: tf.constant(tf.make_ndarray(v))
+              for k, v in request.inputs.items()}
+    outputs = loaded.signatures[name](**inputs)
+    assert outputs["label"].shape[0] == inputs["speed"].shape[0]
+    if "text" in inputs and inputs["text"].shape[0] == 1:
+      ids = encoder(inputs["text"], inputs.get("text_b"))
+      lengths.setdefault(name, set()).add(int(ids["token_ids"].shape[1]))
   buckets = single_text.buckets_for(SEQ, (4, 8))
-  for name in ("serving_default", "predict_text", "predict_ids"):
+  for name in ("serving_default", "predict_text"):
     bucket_of = {min(b for b in buckets if b >= n) for n in lengths[name]}
-    assert bucket_of == set(buckets), (name, lengths[name])
+    # A pair's length grows two tokens at a time: the 1-4 bucket (pair
+    # framing alone is 3 tokens plus a token each) may have no text.
+    want = set(buckets) - ({4} if text_pair else set())
+    assert want <= bucket_of, (name, lengths[name])
+
+
+def test_warmup_ids_requests_fill_every_bucket(exported):
+  _, path = exported
+  widths = {int(tf.make_ndarray(r.inputs["token_ids"]).shape[1])
+            for r in _warmup_requests(path)
+            if r.model_spec.signature_name == "predict_ids"
+            and tf.make_ndarray(r.inputs["token_ids"]).shape[0] == 1}
+  assert set(single_text.buckets_for(SEQ, (4, 8))) <= widths
 
 
 def _executed_ops(sess, fetch, feed):

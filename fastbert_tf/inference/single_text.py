@@ -19,8 +19,9 @@ take the tf.while_loop, so batch 32 is unchanged.
 
 Where it runs: anywhere TensorFlow's XLA CPU/GPU JIT does (the Python
 loaders, this project's server, the Predictor; TF Serving only with
-`--xla_cpu_compilation_enabled=true`, see export/README.md). TFLite has no
-XLA: convert an export made without this path.
+`--xla_cpu_compilation_enabled=true`, see export/README.md). The TFLite
+converter takes it too (the program becomes plain IF branches, same
+answers), but LiteRT runs one text faster from an export without it.
 """
 
 import tensorflow as tf
@@ -57,22 +58,49 @@ def buckets_for(max_seq_length, buckets=None):
   return tuple(sorted(kept | {int(max_seq_length)}))
 
 
+def _usable_buckets(model, buckets):
+  """buckets (None: buckets_for the model's max_sequence_length), each cut
+  to the length of the model's position table; sorted, distinct.
+
+  Raises:
+    ValueError: no bucket, or one < 1.
+  """
+  limit = int(model.get_config()["max_sequence_length"])
+  if buckets is None:
+    return buckets_for(limit)
+  kept = tuple(sorted({min(int(b), limit) for b in buckets}))
+  if not kept or kept[0] < 1:
+    raise ValueError(f"bucket lengths must be >= 1, got {tuple(buckets)}")
+  return kept
+
+
+def trimmed_length(padding_mask):
+  """int32 scalar: 1 + the last position any row marks as a token (at
+  least 1). For one text, the length without its trailing padding: a
+  client that pads ids to a fixed width still gets the bucket of its
+  text's real length."""
+  positions = tf.range(1, tf.shape(padding_mask)[1] + 1)
+  marked = tf.cast(padding_mask > 0, tf.int32) * positions[None, :]
+  return tf.maximum(tf.reduce_max(marked), 1)
+
+
 def single_text_early_exit(model, flops, criterion=criteria.ExitCriterion(),
-                           buckets=DEFAULT_BUCKETS):
+                           buckets=None):
   """Builds fn(token_ids, segment_ids, padding_mask, speed) for ONE text.
 
   Args:
     model: a built FastBertClassifier.
     flops: FlopsTable of the model (for the `flops` output).
     criterion: criteria.ExitCriterion.
-    buckets: sorted sequence lengths to pad to (see buckets_for); the input's
-      length must not exceed the last.
+    buckets: sequence lengths to pad to; None: buckets_for the model's
+      max_sequence_length; lengths past it become it. The text's length
+      without trailing padding (trimmed_length) must not exceed the last.
 
   Returns:
-    A function of int32 [1, seq] ids (seq <= buckets[-1]) and a float32
-    speed of one value (scalar or [1]), returning early_exit's outputs for
-    a batch of one: probabilities float32 [1, num_classes], label int32 [1],
-    exit_layer int32 [1], uncertainty float32 [1], flops float32 [1].
+    A function of int32 [1, seq] ids and a float32 speed of one value
+    (scalar or [1]), returning early_exit's outputs for a batch of one:
+    probabilities float32 [1, num_classes], label int32 [1], exit_layer
+    int32 [1], uncertainty float32 [1], flops float32 [1].
 
   Example:
     >>> run = single_text_early_exit(model, flops_lib.flops_table(config))
@@ -100,17 +128,18 @@ def single_text_early_exit(model, flops, criterion=criteria.ExitCriterion(),
     return probs, score, exit_layer
 
   flops_by_exit = [0.0] + [float(f) for f in flops.cumulative()]
-  bucket_lengths = tf.constant(sorted(int(b) for b in buckets))
+  bucket_lengths = tf.constant(_usable_buckets(model, buckets))
 
   def run(token_ids, segment_ids, padding_mask, speed):
     speed = tf.reshape(tf.cast(speed, tf.float32), [])
-    length = tf.shape(token_ids)[1]
+    # Trailing padding is dropped, then the text padded up to its bucket:
+    # positions with mask 0 change nothing, wherever they are.
+    length = trimmed_length(padding_mask)
     target = tf.reduce_min(tf.boolean_mask(bucket_lengths,
                                            bucket_lengths >= length))
-    pad = [[0, 0], [0, target - length]]
-    probs, score, exit_layer = compiled(
-        tf.pad(token_ids, pad), tf.pad(segment_ids, pad),
-        tf.pad(padding_mask, pad), speed)
+    fit = lambda t: tf.pad(t[:, :length], [[0, 0], [0, target - length]])
+    probs, score, exit_layer = compiled(fit(token_ids), fit(segment_ids),
+                                        fit(padding_mask), speed)
     exit_layer = tf.reshape(exit_layer, [1])
     # What the text costs: a speed-0 text needs no student.
     sample_flops = tf.where(speed > 0.0,
@@ -149,16 +178,28 @@ def _run_layer(model, k, carry, mask, speed, students_can_exit, criterion):
 
 
 def early_exit_with_single_text(model, flops, criterion=criteria.ExitCriterion(),
-                                dispatch="cond", buckets=DEFAULT_BUCKETS):
-  """fn(token_ids, segment_ids, padding_mask, speed) -> early_exit outputs:
-  a batch of one text no longer than buckets[-1] takes the XLA program,
-  anything else the tf.while_loop with `dispatch`."""
+                                dispatch="cond", buckets=None):
+  """The early-exit function of an export with the one-text path.
+
+  Args:
+    model, flops, criterion: as for early_exit.early_exit.
+    dispatch: the loop's dispatch (early_exit.DISPATCHES) for batches.
+    buckets: as for single_text_early_exit.
+
+  Returns:
+    fn(token_ids, segment_ids, padding_mask, speed) -> early_exit's outputs.
+    A batch of one text whose length without trailing padding is at most
+    the largest bucket, with one speed value, takes the XLA program;
+    anything else the tf.while_loop (which also refuses a speed of the
+    wrong size).
+  """
   single = single_text_early_exit(model, flops, criterion, buckets)
-  longest = max(int(b) for b in buckets)
+  longest = max(_usable_buckets(model, buckets))
 
   def run(token_ids, segment_ids, padding_mask, speed):
     shape = tf.shape(token_ids)
-    one_text = tf.logical_and(tf.equal(shape[0], 1), shape[1] <= longest)
+    one_text = tf.logical_and(tf.equal(shape[0], 1),
+                              trimmed_length(padding_mask) <= longest)
     # A per-sample speed of a batch of one is one value: the XLA path takes
     # it as is; any other size is for the loop to refuse.
     one_text = tf.logical_and(one_text, tf.equal(tf.size(speed), 1))

@@ -220,6 +220,7 @@ def _requests_for(encoder, texts, speed):
 
 
 def _request(signature, inputs, speed, batch):
+  """A PredictRequest of `inputs` with `speed` for each of `batch` rows."""
   request = predict_pb2.PredictRequest(
       model_spec=model_pb2.ModelSpec(signature_name=signature))
   for key, value in inputs.items():
@@ -256,8 +257,13 @@ def _texts_per_bucket(encoder, buckets):
       lo, hi = (mid + 1, hi) if length(mid) <= previous else (lo, mid)
     if previous < length(lo) <= bucket:
       texts.append(text[:lo])
+    else:  # e.g. a pair model's lengths grow two tokens at a time
+      logging.warning(
+          "No warmup text of %d-%d tokens: bucket %d compiles on its first "
+          "text signature request", previous + 1, bucket, bucket)
     previous = bucket
   return texts
+
 
 def write_warmup_requests(path, encoder, speed, single_text_buckets=None):
   """Writes the PredictionLog TFRecord TF Serving replays at load time."""
