@@ -45,6 +45,33 @@ def read_answers(path):
     return [json.loads(line) for line in f]
 
 
+def compare(ref, cand, gold, speed=""):
+  """Accuracy, mean FLOPs and exit layer of two answer lists (the predict
+  command's JSON lines) on gold labels, and how many texts differ.
+
+  Raises:
+    ValueError: the lists differ in length or lines, or from gold's length.
+  """
+  if not len(ref) == len(cand) == len(gold):
+    raise ValueError(f"speed {speed}: {len(ref)} / {len(cand)} answers for "
+                     f"{len(gold)} labelled texts")
+  if [a["line"] for a in ref] != [a["line"] for a in cand]:
+    raise ValueError(f"speed {speed}: the answers are for other lines")
+  row = {}
+  for name, answers in (("reference", ref), ("candidate", cand)):
+    row[f"{name}_accuracy"] = sum(
+        a["label"] == g for a, g in zip(answers, gold)) / len(gold)
+    row[f"{name}_mean_flops"] = sum(a["flops"] for a in answers) / len(gold)
+    row[f"{name}_mean_exit_layer"] = sum(
+        a["exit_layer"] for a in answers) / len(gold)
+  row["labels_differ"] = sum(a["label"] != b["label"]
+                             for a, b in zip(ref, cand))
+  row["exit_layers_differ"] = sum(a["exit_layer"] != b["exit_layer"]
+                                  for a, b in zip(ref, cand))
+  row["texts"] = len(gold)
+  return row
+
+
 def main(argv):
   del argv
   with open(FLAGS.data, encoding="utf-8", newline="") as f:
@@ -52,25 +79,9 @@ def main(argv):
         f, delimiter="\t", quoting=csv.QUOTE_NONE)]
   rows = {}
   for speed in FLAGS.speeds:
-    ref = read_answers(FLAGS.reference.format(speed=speed))
-    cand = read_answers(FLAGS.candidate.format(speed=speed))
-    if not len(ref) == len(cand) == len(gold):
-      raise ValueError(f"speed {speed}: {len(ref)} / {len(cand)} answers for "
-                       f"{len(gold)} labelled texts")
-    if [a["line"] for a in ref] != [a["line"] for a in cand]:
-      raise ValueError(f"speed {speed}: the answers are for other lines")
-    row = {}
-    for name, answers in (("reference", ref), ("candidate", cand)):
-      row[f"{name}_accuracy"] = sum(
-          a["label"] == g for a, g in zip(answers, gold)) / len(gold)
-      row[f"{name}_mean_flops"] = sum(a["flops"] for a in answers) / len(gold)
-      row[f"{name}_mean_exit_layer"] = sum(
-          a["exit_layer"] for a in answers) / len(gold)
-    row["labels_differ"] = sum(a["label"] != b["label"]
-                               for a, b in zip(ref, cand))
-    row["exit_layers_differ"] = sum(a["exit_layer"] != b["exit_layer"]
-                                    for a, b in zip(ref, cand))
-    row["texts"] = len(gold)
+    row = compare(read_answers(FLAGS.reference.format(speed=speed)),
+                  read_answers(FLAGS.candidate.format(speed=speed)), gold,
+                  speed)
     rows[speed] = row
     print(f"speed {speed}: accuracy {100 * row['reference_accuracy']:.2f}% vs "
           f"{100 * row['candidate_accuracy']:.2f}%, mean exit "

@@ -53,6 +53,18 @@ def test_check_agreement_names_the_texts_that_differ():
     peers_lib.check_agreement("c", [0, 1], None, _reference())
 
 
+def test_check_agreement_allows_a_few_texts_when_asked():
+  """bf16 contenders: up to max_disagreements texts may differ; their own
+  labels come back for their own accuracy."""
+  out = peers_lib.check_agreement("bf16", [0, 1, 3], [1, 6, 2], _reference(),
+                                  0.5, max_disagreements=1)
+  assert out == dict(texts=3, labels_equal=2, exit_layers_equal=3,
+                     labels=[0, 1, 3])
+  with pytest.raises(peers_lib.AgreementError, match="on 2 of 3 texts"):
+    peers_lib.check_agreement("bf16", [0, 1, 3], [1, 5, 2], _reference(),
+                              0.5, max_disagreements=1)
+
+
 def test_schedule_visits_each_group_and_worker_once_per_round():
   groups = {(1, 0.5): {"tf", "torch"}, (1, None): {"ort", "tf"},
             (32, 0.0): {"litert"}}
@@ -86,3 +98,20 @@ def test_first_texts_cuts_meta_and_every_reference_list():
   assert peers_lib.first_texts(meta, reference, 0) == (meta, reference)
   with pytest.raises(ValueError, match="multiple of 32"):
     peers_lib.first_texts(meta, reference, 40)
+
+
+def test_compare_predictions_counts_what_differs():
+  from bench import compare_predictions  # pylint: disable=g-import-not-at-top
+  answer = lambda line, label, exit_layer: dict(
+      line=line, label=label, exit_layer=exit_layer, flops=10.0 * exit_layer)
+  ref = [answer(2, 0, 1), answer(3, 1, 2), answer(4, 1, 6)]
+  cand = [answer(2, 0, 1), answer(3, 1, 3), answer(4, 0, 6)]
+  row = compare_predictions.compare(ref, cand, gold=[0, 1, 0])
+  assert row["reference_accuracy"] == 2 / 3
+  assert row["candidate_accuracy"] == 1.0
+  assert (row["labels_differ"], row["exit_layers_differ"]) == (1, 1)
+  assert row["candidate_mean_exit_layer"] == 10 / 3
+  with pytest.raises(ValueError, match="other lines"):
+    compare_predictions.compare(ref, cand[::-1], gold=[0, 1, 0])
+  with pytest.raises(ValueError, match="3 / 2 answers for 3"):
+    compare_predictions.compare(ref, cand[:2], gold=[0, 1, 0])
