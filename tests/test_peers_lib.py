@@ -2,6 +2,7 @@
 or ONNX Runtime needed)."""
 
 import collections
+import sys
 
 import numpy as np
 import pytest
@@ -115,3 +116,7 @@ def test_compare_predictions_counts_what_differs():
     compare_predictions.compare(ref, cand[::-1], gold=[0, 1, 0])
   with pytest.raises(ValueError, match="3 / 2 answers for 3"):
     compare_predictions.compare(ref, cand[:2], gold=[0, 1, 0])
+
+
+if __name__ == "__main__":
+  sys.exit(pytest.main([__file__, "-q"]))

@@ -336,3 +336,7 @@ def test_predictor_single_text_xla(model, tmp_path):
                                atol=1e-5)
   with pytest.raises(ValueError, match="single_text must be 'loop' or 'xla'"):
     Predictor.load(model_dir, single_text="XLA")
+
+
+if __name__ == "__main__":
+  sys.exit(pytest.main([__file__, "-q"]))
