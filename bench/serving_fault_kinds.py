@@ -29,15 +29,17 @@ CRASHES = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
-def export_tiny(directory):
-  """Exports the test_tiny model (sharpened, so exits vary) as version 1."""
+def export_tiny(directory, single_text_buckets=None):
+  """Exports the test_tiny model (sharpened, so exits vary) as version 1,
+  with the one-text XLA path when single_text_buckets is given."""
   from fastbert_tf import testing  # pylint: disable=g-import-not-at-top
   from fastbert_tf.data.tokenizer import TextEncoder  # pylint: disable=g-import-not-at-top
   from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
   base = os.path.join(directory, "exports")
   export.export_saved_model(
       testing.tiny_model(seed=3, sharpen=8.0, dropout=0.0),
-      TextEncoder(testing.TINY_VOCAB, 16), base)
+      TextEncoder(testing.TINY_VOCAB, 16), base,
+      single_text_buckets=single_text_buckets)
   return base
 
 

@@ -2,6 +2,8 @@
 local server and count what came back.
 
   python bench/serving_faults.py [--export_base=exports/quickstart]
+  python bench/serving_faults.py --single_text=xla \
+      --output=bench/results/serving_faults_xla.json
 
 Without --export_base a tiny model is exported to a temporary directory.
 The server runs as a subprocess (a crash is a dead process, not an
@@ -38,6 +40,9 @@ flags.DEFINE_string("export_base", None,
 flags.DEFINE_string("output", "bench/results/serving_faults.json",
                     "Where the record goes.")
 flags.DEFINE_list("sections", ["serving"], "Parts to run.")
+flags.DEFINE_enum("single_text", "loop", ["loop", "xla"],
+                  "The tiny model's export: xla adds the one-text XLA path "
+                  "(--single_text=xla, buckets 4,8,16).")
 
 VERDICTS = ("clear", "correct", "unclear", "crash", "silent")
 
@@ -62,7 +67,8 @@ def main(argv):
   del argv
   sections = {"serving": kinds_lib.serving_kinds}
   with tempfile.TemporaryDirectory() as tmp:
-    base = FLAGS.export_base or kinds_lib.export_tiny(tmp)
+    base = FLAGS.export_base or kinds_lib.export_tiny(
+        tmp, (4, 8, 16) if FLAGS.single_text == "xla" else None)
     records = []
     for name in FLAGS.sections:
       with kinds_lib.ServingContext(base, os.path.join(tmp, "access.log")
@@ -76,6 +82,7 @@ def main(argv):
         records.append(common.record(section=name, kinds_tried=len(rows),
                                      **counts, export_base=FLAGS.export_base
                                      or "tiny model (test_tiny preset)",
+                                     single_text=FLAGS.single_text,
                                      rows=rows))
   previous = [r for r in common.read_records(FLAGS.output)
               if r.get("section") not in FLAGS.sections]
