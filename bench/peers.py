@@ -14,8 +14,10 @@
 
 The same weights run in every contender, on the same 256 ag_news test texts
 (and our tokenizer's ids; the authors' package tokenizes for itself, checked
-equal): ours (bench/peers_tf.py: SavedModel with either dispatch, plain
-forward, hand-written truncated forward; LiteRT) and the peers
+equal): ours (bench/peers_tf.py: SavedModel with either dispatch and with
+the export options --single_text=xla (two bucket sets) and
+--dtype_policy=mixed_bfloat16, plain forward, hand-written truncated
+forward; LiteRT from the plain and the xla export) and the peers
 (bench/peers_torch.py: transformers BertModel in PyTorch, full and in an
 early-exit loop; ONNX Runtime full model, plain and optimizer-fused; the
 FastBERT authors' `fastbert` package, as shipped and without its padding).
