@@ -123,16 +123,26 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
   invariants += tuple(tf.TensorShape([None]) for _ in state)
   _, _, _, _, _, results, *_ = tf.while_loop(
       cond, body, loop_vars, shape_invariants=invariants)
-  probs = results[:, :num_classes]
-  unc = results[:, num_classes]
-  exit_layer = tf.cast(results[:, num_classes + 1], tf.int32)
+  return outputs(results[:, :num_classes], results[:, num_classes],
+                 tf.cast(results[:, num_classes + 1], tf.int32), speed, flops)
+
+
+def outputs(probabilities, uncertainty, exit_layer, speed, flops):
+  """The OUTPUT_KEYS dict from what answered each sample.
+
+  Args:
+    probabilities: float32 [batch, num_classes]; uncertainty: float32
+      [batch]; exit_layer: int32 [batch], 1-based; speed: float32 [batch].
+    flops: FlopsTable.
+  """
   flops_by_exit = tf.constant([0.0] + [float(f) for f in flops.cumulative()])
   # What each sample costs alone: a speed-0 sample needs no student.
   sample_flops = tf.where(speed > 0.0, tf.gather(flops_by_exit, exit_layer),
                           float(flops.baseline))
-  return dict(probabilities=probs,
-              label=tf.argmax(probs, axis=-1, output_type=tf.int32),
-              exit_layer=exit_layer, uncertainty=unc, flops=sample_flops)
+  return dict(probabilities=probabilities,
+              label=tf.argmax(probabilities, axis=-1, output_type=tf.int32),
+              exit_layer=exit_layer, uncertainty=uncertainty,
+              flops=sample_flops)
 
 
 def per_sample_speed(speed, batch):

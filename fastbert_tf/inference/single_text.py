@@ -127,7 +127,6 @@ def single_text_early_exit(model, flops, criterion=criteria.ExitCriterion(),
     _, probs, score, _, exit_layer, _ = carry
     return probs, score, exit_layer
 
-  flops_by_exit = [0.0] + [float(f) for f in flops.cumulative()]
   bucket_lengths = tf.constant(_usable_buckets(model, buckets))
 
   def run(token_ids, segment_ids, padding_mask, speed):
@@ -140,14 +139,8 @@ def single_text_early_exit(model, flops, criterion=criteria.ExitCriterion(),
     fit = lambda t: tf.pad(t[:, :length], [[0, 0], [0, target - length]])
     probs, score, exit_layer = compiled(fit(token_ids), fit(segment_ids),
                                         fit(padding_mask), speed)
-    exit_layer = tf.reshape(exit_layer, [1])
-    # What the text costs: a speed-0 text needs no student.
-    sample_flops = tf.where(speed > 0.0,
-                            tf.gather(tf.constant(flops_by_exit), exit_layer),
-                            float(flops.baseline))
-    return dict(probabilities=probs,
-                label=tf.argmax(probs, axis=-1, output_type=tf.int32),
-                exit_layer=exit_layer, uncertainty=score, flops=sample_flops)
+    return early_exit_lib.outputs(probs, score, tf.reshape(exit_layer, [1]),
+                                  tf.reshape(speed, [1]), flops)
 
   return run
 

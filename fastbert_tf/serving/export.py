@@ -195,9 +195,8 @@ def warmup_requests(encoder, speed, single_text_buckets=None):
   for texts in batches:
     requests += _requests_for(encoder, texts, speed)
   if single_text_buckets:  # predict_ids at exactly each bucket's length
-    ids = encoder(tf.constant([_long_text(encoder)]),
-                  tf.constant([_long_text(encoder)])
-                  if encoder.text_pair else None)
+    long = tf.constant([_long_text(encoder)])
+    ids = encoder(long, long if encoder.text_pair else None)
     for length in single_text_buckets:
       cut = {k: v[:, :length] for k, v in ids.items()}
       if cut["token_ids"].shape[1] == length:
