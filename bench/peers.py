@@ -76,8 +76,6 @@ flags.DEFINE_string("name", "minilm_l6_ag_news_2k",
 flags.DEFINE_list("workers", ["tf", "litert", "torch", "ort"],
                   "Worker processes to run.")
 flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes.")
-flags.DEFINE_list("prototypes", [],
-                  "Part-2 prototypes for the tf worker (bench/peers_proto.py).")
 flags.DEFINE_list("tf_variants", [],
                   "Extra TF workers under other settings, timing the "
                   "SavedModels only: " + ", ".join(sorted(TF_VARIANTS)) + ".")
@@ -131,10 +129,8 @@ def _worker_command(name):
                   f"--batch_sizes={','.join(FLAGS.batch_sizes)}",
                   f"--seed={FLAGS.seed}", "--mode=worker"]
   if name in ("tf", "litert"):
-    extra = ([f"--prototypes={','.join(FLAGS.prototypes)}"]
-             if FLAGS.prototypes and name == "tf" else [])
     return [FLAGS.tf_python, _bench("peers_tf.py"),
-            f"--runtime={name}"] + common_flags + extra
+            f"--runtime={name}"] + common_flags
   return [FLAGS.peers_python, _bench("peers_torch.py"),
           f"--runtime={name}"] + common_flags
 
@@ -339,7 +335,7 @@ def main(argv):
       agreement=checks, setup_seconds=setup_seconds,
       timing_seconds=timing_seconds, load_at_start=start_load,
       load_when_timing_started=stopped_load, load_at_end=end_load,
-      stopped_during_timing=FLAGS.stop_pattern, prototypes=FLAGS.prototypes,
+      stopped_during_timing=FLAGS.stop_pattern,
       tf_variants=FLAGS.tf_variants,
       code=_code_version())
   records = common.read_records(FLAGS.output) + [record]

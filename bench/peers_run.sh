@@ -3,7 +3,7 @@
 # library source when it traces, and others edit this working tree), the
 # background training paused while timing and ALWAYS resumed (trap), then
 # bench/peers.py with the given flags.
-#   bash bench/peers_run.sh --rounds=3 --prototypes=xla_b1
+#   bash bench/peers_run.sh --rounds=3 --texts=128
 set -u
 STOP='fastbert_tf.train --flagfile=configs/.*_e5'
 trap 'pkill -CONT -f "$STOP"' EXIT

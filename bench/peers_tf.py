@@ -61,7 +61,6 @@ from absl import app
 from absl import flags
 
 from bench import peers_lib
-from bench import peers_proto  # pylint: disable=unused-import (its flags)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "worker", ["prepare", "worker"], "What to do.")
@@ -72,9 +71,6 @@ flags.DEFINE_string("workdir", "runs/peers_ag_news/peers", "Work directory.")
 flags.DEFINE_integer("max_samples", 256, "Test texts (prepare).")
 flags.DEFINE_integer("threads", 2, "Intra-op threads (and inter-op for TF).")
 flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes timed.")
-flags.DEFINE_list("prototypes", [],
-                  "Part-2 prototypes (bench/peers_proto.py) to time beside "
-                  "the library's loops, e.g. xla_b1,fused_layers.")
 flags.DEFINE_integer("seed", 0, "Order of contenders within a group.")
 flags.DEFINE_integer("texts", 0, "Use the first N texts only (0: all).")
 flags.DEFINE_string("family", None,
@@ -359,9 +355,6 @@ def tf_contenders(meta, reference, ids):
         contenders[peers_lib.key("tf", f"saved_model_{d}", b, s)] = (
             lambda f, sig=sig, s=s: sig(speed=tf.constant(s), **f), inputs)
     contenders.update(truncated_contenders(tf, model, inputs, reference, b))
-    if FLAGS.prototypes:
-      contenders.update(peers_proto.contenders(
-          FLAGS.prototypes, model, inputs, b, FLAGS.workdir))
   contenders = _rename(contenders)
   for k, (fn, inputs) in contenders.items():
     checks[k] = check_tf(k, fn, inputs, reference)

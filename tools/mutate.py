@@ -40,6 +40,7 @@ TARGETS = {
         _CRITERIA + "test_scores_match_numpy_and_step_matches_scores",
         _CRITERIA + "test_topk_entropy_does_not_saturate_with_many_classes"],
     "fastbert_tf/inference/criteria.py": [
+        "tests/test_exit_rule.py",
         _CRITERIA + "test_bad_criterion_is_rejected",
         _CRITERIA + "test_scores_match_numpy_and_step_matches_scores",
         _CRITERIA + "test_topk_entropy_does_not_saturate_with_many_classes",
@@ -53,8 +54,18 @@ TARGETS = {
         "tests/test_flops.py::test_flops_grow_with_sequence_length_and_classes",
         "tests/test_early_exit.py::test_flops_output_follows_the_exit_layer"],
     "fastbert_tf/inference/early_exit.py": [
-        "tests/test_early_exit.py"],
+        "tests/test_exit_rule.py", "tests/test_early_exit.py"],
+    "fastbert_tf/inference/single_text.py": [
+        "tests/test_exit_rule.py",
+        "tests/test_single_text.py::"
+        "test_answers_as_the_loop_for_every_text_and_speed",
+        "tests/test_single_text.py::test_padding_to_a_bucket_changes_nothing",
+        "tests/test_single_text.py::"
+        "test_bucket_is_chosen_by_the_length_without_trailing_padding",
+        "tests/test_single_text.py::"
+        "test_buckets_past_the_position_table_are_cut_to_it"],
     "fastbert_tf/inference/sweep.py": [
+        "tests/test_exit_rule.py::test_sweep_follows_the_oracle",
         "tests/test_sweep.py::test_parse_speeds",
         "tests/test_sweep.py::test_choose_speed",
         "tests/test_sweep.py::test_classifier_accuracy_and_uncertainty_bins",

@@ -17,6 +17,14 @@ score is below 0), larger speeds exit earlier.
 Each criterion has two forms that must agree (a test checks it): `step()`
 for the early-exit loop, one layer at a time on the samples still active, and
 `scores()` for the one-pass sweep, on every layer at once.
+
+The exit rule itself is the three functions below, the one place that
+decides it: `students_run` (do the classifiers before the last run for a
+sample at this speed?), `exits` (does a sample leave at this classifier?)
+and `advance_state` (how criterion state moves, or stays fresh at speed 0).
+The batched loop (early_exit.py), the one-text XLA program (single_text.py)
+and the sweep (sweep.py) all call them; fastbert_tf/testing/exit_oracle.py
+restates them in numpy as the tests' oracle.
 """
 
 import dataclasses
@@ -102,6 +110,59 @@ class ExitCriterion:
     k = min(self.top_k, log_probs.shape[-1])
     top, _ = tf.math.top_k(log_probs, k=k)
     return uncertainty.normalized_entropy(tf.nn.log_softmax(top))
+
+
+def students_run(speed):
+  """Whether the students (every classifier but the last) run.
+
+  No criterion score is below 0, so at a speed of 0 a student could never
+  answer: it is skipped, and the sample costs the plain model.
+
+  Args:
+    speed: float32 tensor (or array) of any shape, per sample or scalar.
+
+  Returns:
+    bool tensor of speed's shape.
+  """
+  return tf.greater(speed, 0.0)
+
+
+def exits(score, speed, is_last):
+  """Whether a sample leaves at this classifier.
+
+  Args:
+    score: float32 [...], the classifier's criterion score.
+    speed: float32, broadcastable to score: the sample's threshold.
+    is_last: bool, broadcastable to score: the classifier is the teacher,
+      which always answers.
+
+  Returns:
+    bool [...]: score < speed where the students run, or the teacher.
+
+  Example:
+    >>> exits(tf.constant([0.05, 0.5]), 0.1, False).numpy()
+    array([ True, False])
+  """
+  speed = tf.cast(speed, tf.float32)
+  return tf.logical_or(tf.logical_and(students_run(speed), score < speed),
+                       is_last)
+
+
+def advance_state(new_state, state, speed):
+  """A stateful criterion's state after a classifier ran on a sample.
+
+  Args:
+    new_state: tuple of [batch] tensors, what `step` returned.
+    state: tuple of [batch] tensors, the state before it.
+    speed: float32 [batch] (or broadcastable).
+
+  Returns:
+    tuple: new_state where the sample's students run; the old (fresh) state
+    where its speed skips them, so a speed-0 sample sharing a batch with
+    faster ones answers as if alone (skipped students never agree).
+  """
+  run = students_run(speed)
+  return tuple(tf.where(run, n, o) for n, o in zip(new_state, state))
 
 
 def _patience_score(agreements, num_layers):

@@ -69,7 +69,7 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
   # every sample's speed is 0, skip them and their bookkeeping, and the
   # batch costs the plain model (layers + teacher) plus the loop's control
   # flow.
-  students_can_exit = tf.reduce_any(speed > 0.0)
+  students_can_exit = tf.reduce_any(criteria.students_run(speed))
   run_layer = (_cond_dispatch if dispatch == "cond" else
                _tensor_array_dispatch)(model, students_can_exit)
 
@@ -78,10 +78,9 @@ def early_exit(model, token_ids, segment_ids, padding_mask, speed, flops,
     log_probs = tf.nn.log_softmax(logits)
     u, new_state = criterion.step(log_probs, state, num_layers)
     # A speed-0 sample in a batch whose other samples may exit early sees
-    # the students run, but answers as if alone: its (patience) state
-    # stays fresh, as when the students are skipped.
-    state = tuple(tf.where(sp > 0.0, n, o) for n, o in zip(new_state, state))
-    done = tf.logical_or(u < sp, tf.equal(i, num_layers - 1))
+    # the students run, but answers as if alone (criteria.advance_state).
+    state = criteria.advance_state(new_state, state, sp)
+    done = criteria.exits(u, sp, tf.equal(i, num_layers - 1))
     # One Where per side and plain gathers instead of a boolean_mask (its
     # own Where, reshapes) per tensor: at batch 1 every op costs time.
     done_rows = tf.where(done)[:, 0]
@@ -137,7 +136,8 @@ def outputs(probabilities, uncertainty, exit_layer, speed, flops):
   """
   flops_by_exit = tf.constant([0.0] + [float(f) for f in flops.cumulative()])
   # What each sample costs alone: a speed-0 sample needs no student.
-  sample_flops = tf.where(speed > 0.0, tf.gather(flops_by_exit, exit_layer),
+  sample_flops = tf.where(criteria.students_run(speed),
+                          tf.gather(flops_by_exit, exit_layer),
                           float(flops.baseline))
   return dict(probabilities=probabilities,
               label=tf.argmax(probabilities, axis=-1, output_type=tf.int32),

@@ -114,7 +114,7 @@ def single_text_early_exit(model, flops, criterion=criteria.ExitCriterion(),
     """The exit rule for one text; shapes fixed per bucket."""
     mask = tf.cast(padding_mask, tf.bool)
     hidden = model.backbone.embed(token_ids, segment_ids, training=False)
-    students_can_exit = speed > 0.0
+    students_can_exit = criteria.students_run(speed)
     state = criterion.initial_state(1) if criterion.stateful else ()
     # (hidden, probabilities, score, done, exit layer, criterion state)
     carry = (hidden, tf.zeros([1, num_classes]), tf.zeros([1]),
@@ -156,14 +156,15 @@ def _run_layer(model, k, carry, mask, speed, students_can_exit, criterion):
     log_probs = tf.nn.log_softmax(model.classifiers[k](hidden, mask,
                                                        training=False))
     new_score, new_state = criterion.step(log_probs, state, num_layers)
-    done = new_score[0] < speed if k < num_layers - 1 else tf.constant(True)
-    return tf.exp(log_probs), new_score, done, new_state
+    done = criteria.exits(new_score, speed, k == num_layers - 1)[0]
+    return (tf.exp(log_probs), new_score, done,
+            criteria.advance_state(new_state, state, speed))
 
   if k == num_layers - 1:
     probs, score, done, state = classify()
   else:
-    # At speed 0 the students are skipped, and their (patience) state stays
-    # fresh, as in the loop.
+    # At speed 0 the students are skipped (criteria.students_run), and
+    # their (patience) state stays fresh, as in the loop.
     probs, score, done, state = tf.cond(
         students_can_exit, classify,
         lambda: (probs, score, tf.constant(False), state))

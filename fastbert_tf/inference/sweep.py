@@ -3,8 +3,9 @@
 The early-exit rule depends on the data only through each classifier's
 criterion score and predicted label, so one forward pass of the full model
 (every layer, every classifier) is enough to know where each sample would
-exit at *any* speed and what it would answer there. `derive()` replays the
-rule of `early_exit.early_exit` in numpy on those scores:
+exit at *any* speed and what it would answer there. `derive()` applies the
+exit rule of the loop (criteria.exits, criteria.students_run) to those
+scores:
 
   * a sample exits at the first layer whose score is < speed (compared in
     float32, as the loop compares), the teacher answering otherwise;
@@ -14,8 +15,9 @@ rule of `early_exit.early_exit` in numpy on those scores:
 
 tests/test_sweep.py checks the derived numbers against the loop itself.
 
-Only `collect` needs TensorFlow, and imports it itself: everything else is
-numpy, so the command line can reject a bad --speeds before the slow import.
+Only `collect` and the exit rule need TensorFlow, and import it themselves:
+parsing is plain Python, so the command line can reject a bad --speeds
+before the slow import.
 """
 
 import dataclasses
@@ -122,13 +124,22 @@ def collect(model, dataset, criterion):
 
 
 def exit_layers(one_pass, speed):
-  """1-based exit layer of every sample at `speed`: int32 [n]."""
-  n, num_layers = one_pass.scores.shape
-  if speed <= 0:
-    return np.full([n], num_layers, np.int32)
-  confident = one_pass.scores < np.float32(speed)
-  confident[:, -1] = True  # the teacher always answers
-  return (np.argmax(confident, axis=1) + 1).astype(np.int32)
+  """1-based exit layer of every sample at `speed`: int32 [n].
+
+  The rule is the loop's own (criteria.exits), applied to every layer's
+  score at once; the first layer that says exit answers.
+  """
+  from fastbert_tf.inference import criteria  # pylint: disable=g-import-not-at-top
+  num_layers = one_pass.num_layers
+  done = criteria.exits(one_pass.scores, np.float32(speed),
+                        np.arange(num_layers) == num_layers - 1).numpy()
+  return (np.argmax(done, axis=1) + 1).astype(np.int32)
+
+
+def students_run(speed):
+  """Python bool: do the students run at this (scalar) speed?"""
+  from fastbert_tf.inference import criteria  # pylint: disable=g-import-not-at-top
+  return bool(criteria.students_run(np.float32(speed)))
 
 
 def derive(one_pass, speeds, flops):
@@ -152,7 +163,7 @@ def derive(one_pass, speeds, flops):
     exits = exit_layers(one_pass, speed)
     answers = one_pass.predictions[rows, exits - 1]
     counts = np.bincount(exits - 1, minlength=num_layers)
-    mean_flops = (float(flops.baseline) if speed <= 0 else
+    mean_flops = (float(flops.baseline) if not students_run(speed) else
                   float(counts @ cost) / n)
     records.append(dict(
         speed=float(speed),
