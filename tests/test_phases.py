@@ -48,6 +48,32 @@ def _group(path):
   return "other"
 
 
+def _students(model):
+  return [v.numpy().copy() for c in model.students for v in c.weights]
+
+
+def test_changing_the_phase_after_compile_cannot_run_the_stale_step():
+  """The traced finetune step must not silently run as 'joint' (students
+  frozen, no error): a changed phase refuses to train until compile()."""
+  model = testing.tiny_model(seed=1, dropout=0.0)
+  inputs, labels = _batch(model)
+  _compile(model, keras.optimizers.SGD(0.5), "finetune")
+  model.train_on_batch(inputs, labels)
+  model.phase_config = model_phases.PhaseConfig("joint")
+  before = _students(model)
+  with pytest.raises(ValueError, match="compile"):
+    model.train_on_batch(inputs, labels)
+  for a, b in zip(before, _students(model)):
+    np.testing.assert_array_equal(a, b)
+  # Compiled again, the new phase takes effect: the students move.
+  model.compile(keras.optimizers.SGD(0.5))
+  model.train_on_batch(inputs, labels)
+  assert any(not np.array_equal(a, b)
+             for a, b in zip(before, _students(model)))
+  with pytest.raises(TypeError, match="PhaseConfig"):
+    model.phase_config = "joint"
+
+
 @pytest.mark.parametrize("phase,trained", [
     ("finetune", {"backbone", "teacher"}),
     ("distill", {"students"}),

@@ -104,7 +104,9 @@ class FastBertClassifier(keras.Model):
         activation=activation, classifier_hidden_dim=classifier_hidden_dim,
         classifier_num_heads=classifier_num_heads, pooling=pooling,
         layer_norm_type=layer_norm_type)
-    self.phase_config = phases.PhaseConfig()
+    self._phase_config = phases.PhaseConfig()
+    # The phase the compiled train step was built for (None: not compiled).
+    self._compiled_phase_config = None
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.accuracy_trackers = [
         keras.metrics.SparseCategoricalAccuracy(name=f"accuracy_layer_{i + 1}")
@@ -166,6 +168,26 @@ class FastBertClassifier(keras.Model):
   def phase(self):
     return self.phase_config.phase
 
+  @property
+  def phase_config(self):
+    """models.phases.PhaseConfig: what `train_step` does.
+
+    `train_step` reads it when Keras traces it, so setting another phase on
+    a compiled model drops the traced step: the next `fit` traces again and
+    refuses to run until `compile()` has given the new phase its own
+    optimizer (the phases train different variables).
+    """
+    return self._phase_config
+
+  @phase_config.setter
+  def phase_config(self, config):
+    if not isinstance(config, phases.PhaseConfig):
+      raise TypeError(f"phase_config must be a phases.PhaseConfig, got "
+                      f"{type(config).__name__}")
+    self._phase_config = config
+    if getattr(self, "train_function", None) is not None:
+      self.train_function = None
+
   def compile(self, optimizer="adamw", **kwargs):
     """Keras' compile, without `loss` / `metrics` (see the class docstring).
 
@@ -182,6 +204,7 @@ class FastBertClassifier(keras.Model):
     for key in ("loss", "loss_weights", "metrics", "weighted_metrics"):
       kwargs.pop(key, None)
     super().compile(optimizer=optimizer, **kwargs)
+    self._compiled_phase_config = self._phase_config
 
   @property
   def metrics(self):
@@ -193,6 +216,11 @@ class FastBertClassifier(keras.Model):
     features, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(
         data)
     config = self.phase_config
+    if config != self._compiled_phase_config:
+      raise ValueError(
+          f"phase_config is {config} but the model was compiled for "
+          f"{self._compiled_phase_config}: call compile() again after "
+          "changing the phase (its optimizer trains other variables)")
     variables = phases.trainable_variables(self, config)
     if config.phase == "distill":
       per_example, loss, grads = self._distill_gradients(
