@@ -83,10 +83,13 @@ def define_model_flags():
 
 def define_train_flags():
   _define("string", "model_dir", None, "Output directory (required).")
-  _define("enum", "phase", "all", ["all", "finetune", "distill", "joint"],
+  _define("enum", "phase", "all",
+          ["all", "finetune", "distill", "joint", "calibrate"],
           "all = fine-tune then self-distill; distill = phase 2 only, on the "
           "model already in --model_dir; joint = every classifier trained on "
-          "the labels at once (the paper's no-self-distillation ablation).")
+          "the labels at once (the paper's no-self-distillation ablation); "
+          "calibrate = no training, fit --calibrate_exits's temperatures on "
+          "the model already in --model_dir.")
   _define("integer", "batch_size", 32, "Training batch size.")
   _define("integer", "eval_batch_size", 64, "Evaluation batch size.")
   _define("integer", "length_group", 0,
@@ -118,6 +121,14 @@ def define_train_flags():
           "Phase 2's texts instead of the train split: a plain text file "
           "(one text per line) or a labelled *.tsv whose labels are not used "
           "(single texts or pairs, as the task).")
+  _define("float", "distill_temperature", 1.0,
+          "Phase 2 divides the teacher's logits by this before its softmax: "
+          "< 1 sharpens the soft targets (surer students, earlier exits); "
+          "1 = the paper's.")
+  _define("boolean", "calibrate_exits", False,
+          "After training, fit one temperature per classifier on the dev "
+          "split (NLL; Schwartz et al. 2020), saved in config.json, so the "
+          "exit criterion reads calibrated probabilities.")
   _define("list", "speeds", ["0", "0.1", "0.5", "0.8"],
           "Speeds at which the test split is evaluated.")
   _define("integer", "seed", 0, "Random seed.")

@@ -55,9 +55,13 @@ def config_from_flags(flag_values=FLAGS):
   if kwargs["reinit_students"] and kwargs["phase"] != "distill":
     raise errors.ConfigError("--reinit_students applies to --phase=distill "
                              f"only (got --phase={kwargs['phase']})")
-  if kwargs["distill_data"] and kwargs["phase"] not in ("all", "distill"):
-    raise errors.ConfigError("--distill_data is phase 2's; --phase="
-                             f"{kwargs['phase']} has no phase 2")
+  for name, unset in (("distill_data", ""), ("distill_temperature", 1.0)):
+    if kwargs[name] != unset and kwargs["phase"] not in ("all", "distill"):
+      raise errors.ConfigError(f"--{name} is phase 2's; --phase="
+                               f"{kwargs['phase']} has no phase 2")
+  if not kwargs["distill_temperature"] > 0:
+    raise errors.ConfigError("--distill_temperature must be > 0, got "
+                             f"{kwargs['distill_temperature']}")
   for name, least in _AT_LEAST.items():
     if kwargs[name] < least:
       raise errors.ConfigError(f"--{name} must be >= {least}, got "

@@ -25,6 +25,9 @@ class StudentClassifier(keras.layers.Layer):
     num_heads: int, attention heads (2 in the paper).
     pooling: "first" ([CLS]), or "mean"/"max" over unmasked positions.
     dropout: float, attention dropout rate.
+    temperature: float > 0, the logits are divided by it (1 = as trained;
+      set by per-exit calibration, training/calibration.py, so that the
+      exit criterion reads calibrated probabilities).
     **kwargs: `name`, `dtype` (a Keras dtype policy: every sublayer but
       `logits_dense`, which stays float32) and the other
       `keras.layers.Layer` arguments.
@@ -39,8 +42,10 @@ class StudentClassifier(keras.layers.Layer):
   """
 
   def __init__(self, num_classes, hidden_dim=128, num_heads=2, pooling="first",
-               dropout=0.1, **kwargs):
+               dropout=0.1, temperature=1.0, **kwargs):
     super().__init__(**kwargs)
+    if not temperature > 0:
+      raise ValueError(f"temperature must be > 0, got {temperature}")
     if pooling not in POOLINGS:
       raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     if hidden_dim % num_heads:
@@ -51,6 +56,7 @@ class StudentClassifier(keras.layers.Layer):
     self.num_heads = num_heads
     self.pooling = pooling
     self.dropout = dropout
+    self.temperature = float(temperature)
     policy = self.dtype_policy
     self.input_dense = keras.layers.Dense(hidden_dim, activation="tanh",
                                           dtype=policy, name="input_dense")
@@ -91,7 +97,10 @@ class StudentClassifier(keras.layers.Layer):
     x = self.attention(query=query, value=x, key=x,
                        attention_mask=attention_mask, training=training)
     x = self._pool(x, mask)
-    return self.logits_dense(self.pooled_dense(x))
+    logits = self.logits_dense(self.pooled_dense(x))
+    if self.temperature != 1.0:  # a Python constant: no op when uncalibrated
+      logits = logits / self.temperature
+    return logits
 
   def _pool(self, x, mask):
     if self.pooling == "first":
@@ -109,5 +118,5 @@ class StudentClassifier(keras.layers.Layer):
     config = super().get_config()
     config.update(num_classes=self.num_classes, hidden_dim=self.hidden_dim,
                   num_heads=self.num_heads, pooling=self.pooling,
-                  dropout=self.dropout)
+                  dropout=self.dropout, temperature=self.temperature)
     return config

@@ -57,6 +57,8 @@ class FastBertClassifier(keras.Model):
     classifier_num_heads: int, every classifier's attention heads (2).
     pooling: "first" ([CLS]), "mean" or "max", for every classifier.
     layer_norm_type: "bert" or "uer" (UER-py's LayerNorm everywhere).
+    exit_temperatures: None, or L floats > 0: classifier i's logits are
+      divided by the i-th (per-exit calibration; None = all 1).
     dtype: a Keras dtype policy (or its name) for every sublayer; logits,
       losses and LayerNorm statistics stay float32.
     **kwargs: `name` and the other `keras.Model` arguments.
@@ -77,7 +79,7 @@ class FastBertClassifier(keras.Model):
                num_segments=2, dropout=0.1, layer_norm_epsilon=1e-12,
                activation="gelu", classifier_hidden_dim=128,
                classifier_num_heads=2, pooling="first", layer_norm_type="bert",
-               dtype=None, **kwargs):
+               exit_temperatures=None, dtype=None, **kwargs):
     super().__init__(dtype=dtype, **kwargs)
     if num_layers < 1:
       raise ValueError(f"num_layers must be >= 1, got {num_layers}")
@@ -92,9 +94,12 @@ class FastBertClassifier(keras.Model):
     head = dict(num_classes=num_classes, hidden_dim=classifier_hidden_dim,
                 num_heads=classifier_num_heads, pooling=pooling,
                 dropout=dropout, dtype=self.dtype_policy)
-    self.students = [StudentClassifier(name=f"student_classifier_{i}", **head)
+    temperatures = _check_temperatures(exit_temperatures, num_layers)
+    self.students = [StudentClassifier(name=f"student_classifier_{i}",
+                                       temperature=temperatures[i], **head)
                      for i in range(num_layers - 1)]
-    self.teacher = StudentClassifier(name="teacher_classifier", **head)
+    self.teacher = StudentClassifier(name="teacher_classifier",
+                                     temperature=temperatures[-1], **head)
     self._arch = dict(
         vocabulary_size=vocabulary_size, num_layers=num_layers,
         num_heads=num_heads, hidden_dim=hidden_dim,
@@ -103,7 +108,9 @@ class FastBertClassifier(keras.Model):
         dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
         activation=activation, classifier_hidden_dim=classifier_hidden_dim,
         classifier_num_heads=classifier_num_heads, pooling=pooling,
-        layer_norm_type=layer_norm_type)
+        layer_norm_type=layer_norm_type,
+        exit_temperatures=None if exit_temperatures is None else
+        list(temperatures))
     self._phase_config = phases.PhaseConfig()
     # The phase the compiled train step was built for (None: not compiled).
     self._compiled_phase_config = None
@@ -121,6 +128,26 @@ class FastBertClassifier(keras.Model):
   @property
   def num_classes(self):
     return self._arch["num_classes"]
+
+  @property
+  def exit_temperatures(self):
+    """list of L floats: each classifier's logit temperature (1 = as
+    trained)."""
+    return [c.temperature for c in self.classifiers]
+
+  def set_exit_temperatures(self, temperatures):
+    """Sets every classifier's temperature (None: back to 1), in the config
+    too, and drops traced functions so they see the new values.
+
+    Args:
+      temperatures: None or a sequence of L floats > 0.
+    """
+    values = _check_temperatures(temperatures, self.num_layers)
+    for classifier, t in zip(self.classifiers, values):
+      classifier.temperature = t
+    self._arch["exit_temperatures"] = (None if temperatures is None
+                                       else list(values))
+    self.train_function = self.test_function = self.predict_function = None
 
   @property
   def classifiers(self):
@@ -263,7 +290,7 @@ class FastBertClassifier(keras.Model):
                         for s, h in zip(self.students, hidden_states)]
       per_example = losses.distillation_loss(
           teacher_logits, student_logits, config.kl_direction,
-          config.student_reduction)
+          config.student_reduction, config.distill_temperature)
       loss = tf.nn.compute_average_loss(per_example,
                                         sample_weight=sample_weight)
       scaled = self.optimizer.scale_loss(loss)
@@ -280,3 +307,18 @@ class FastBertClassifier(keras.Model):
       for i, tracker in enumerate(self.accuracy_trackers):
         tracker.update_state(labels, logits[:, i], sample_weight=sample_weight)
     return {m.name: m.result() for m in self.metrics}
+
+
+def _check_temperatures(temperatures, num_layers):
+  """L floats, all 1.0 for None.
+
+  Raises:
+    ValueError: not L values, or one not > 0.
+  """
+  if temperatures is None:
+    return [1.0] * num_layers
+  values = [float(t) for t in temperatures]
+  if len(values) != num_layers or not all(t > 0 for t in values):
+    raise ValueError(f"exit_temperatures must be {num_layers} numbers > 0, "
+                     f"got {temperatures}")
+  return values

@@ -52,7 +52,8 @@ def check_distillation(direction, reduction):
 
 
 def distillation_loss(teacher_logits, student_logits,
-                      direction="teacher_student", reduction="sum"):
+                      direction="teacher_student", reduction="sum",
+                      teacher_temperature=1.0):
   """Self-distillation loss per example: KL between the teacher and every
   student.
 
@@ -63,12 +64,20 @@ def distillation_loss(teacher_logits, student_logits,
       code computes (PyTorch KLDivLoss(log_softmax(student), softmax(teacher)));
       "student_teacher" = KL(student || teacher), as the paper writes it.
     reduction: "sum" over students (the authors') or "mean".
+    teacher_temperature: float > 0; the teacher's logits are divided by it
+      before the softmax: < 1 sharpens the soft targets (an unsure teacher
+      then teaches surer students, who exit earlier), 1 is the paper's.
 
   Returns:
     float32 [batch].
   """
   check_distillation(direction, reduction)
+  if not teacher_temperature > 0:
+    raise ValueError(f"teacher_temperature must be > 0, got "
+                     f"{teacher_temperature}")
   teacher_logits = tf.stop_gradient(teacher_logits)
+  if teacher_temperature != 1.0:
+    teacher_logits = teacher_logits / teacher_temperature
   terms = []
   for logits in student_logits:
     if direction == "teacher_student":

@@ -36,6 +36,8 @@ class PhaseConfig:
     freeze_token_embeddings: leave the word-embedding table out of
       finetune and joint (most of a 250k-vocabulary model's weights and,
       with AdamW's two moments, of its training memory).
+    distill_temperature: phase 2 divides the teacher's logits by it before
+      its softmax (losses.distillation_loss); < 1 sharpens the targets.
 
   Example:
 
@@ -47,10 +49,14 @@ class PhaseConfig:
   student_reduction: str = "sum"
   teacher_dropout: bool = False
   freeze_token_embeddings: bool = False
+  distill_temperature: float = 1.0
 
   def __post_init__(self):
     check_phase(self.phase)
     losses.check_distillation(self.kl_direction, self.student_reduction)
+    if not self.distill_temperature > 0:
+      raise ValueError(f"distill_temperature must be > 0, got "
+                       f"{self.distill_temperature}")
 
 
 def trainable_variables(model, config):

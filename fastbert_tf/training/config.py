@@ -11,6 +11,10 @@ NOT_IN_FINGERPRINT = frozenset({
     "top_k", "eval_batch_size", "checkpoint_every_steps",
     "distribution_strategy", "num_gpus", "tpu"})
 
+# Fields added after runs had been started: fingerprinted only when set, so
+# a run begun before they existed still resumes.
+ADDED_LATER = frozenset({"distill_temperature", "calibrate_exits"})
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -56,6 +60,8 @@ class TrainConfig:
   teacher_dropout: bool = False
   reinit_students: bool = False
   distill_data: str = ""
+  distill_temperature: float = 1.0
+  calibrate_exits: bool = False
   seed: int = 0
   # Scale and safety.
   distribution_strategy: str = "one_device"
@@ -73,8 +79,10 @@ class TrainConfig:
   def fingerprint(self):
     """{field: value} of what defines the trained model: a run in progress
     is resumed only by a job with the same fingerprint."""
+    defaults = {f.name: f.default for f in dataclasses.fields(self)}
     return {k: _jsonable(v) for k, v in dataclasses.asdict(self).items()
-            if k not in NOT_IN_FINGERPRINT}
+            if k not in NOT_IN_FINGERPRINT and not (
+                k in ADDED_LATER and v == defaults[k])}
 
 
 def _jsonable(value):

@@ -20,6 +20,7 @@ FLAGS_FILE = "flags.txt"
 # A --phase=distill run must not overwrite the record of how the model was
 # built: its flags go beside flags.txt.
 DISTILL_FLAGS_FILE = "flags_distill.txt"
+CALIBRATE_FLAGS_FILE = "flags_calibrate.txt"
 
 
 def evaluate_and_stage(model, encoder, data, cfg, staged, histories,
@@ -55,7 +56,8 @@ def evaluate_and_stage(model, encoder, data, cfg, staged, histories,
             encoding="utf-8") as f:
     f.write(card)
   if flags_text is not None:
-    name = DISTILL_FLAGS_FILE if cfg.phase == "distill" else FLAGS_FILE
+    name = {"distill": DISTILL_FLAGS_FILE,
+            "calibrate": CALIBRATE_FLAGS_FILE}.get(cfg.phase, FLAGS_FILE)
     with open(os.path.join(staged, name), "w", encoding="utf-8") as f:
       f.write(flags_text)
   logging.info("Staged %s", path)

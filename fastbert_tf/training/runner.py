@@ -24,6 +24,7 @@ from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.models import phases as model_phases
 from fastbert_tf.models import saving
 from fastbert_tf.training import build
+from fastbert_tf.training import calibration
 from fastbert_tf.training import distribute
 from fastbert_tf.training import inputs
 from fastbert_tf.training import loop as loop_lib
@@ -34,6 +35,8 @@ from fastbert_tf.training.config import TrainConfig  # pylint: disable=unused-im
 from fastbert_tf.training.run_dir import RunDir
 
 RESULTS_FILE = results_lib.RESULTS_FILE
+# Phases that change the model already published in --model_dir.
+UPDATING_PHASES = ("distill", "calibrate")
 
 
 def run_training(cfg, strategy=None, flags_text=None):
@@ -55,7 +58,7 @@ def run_training(cfg, strategy=None, flags_text=None):
   run = RunDir(cfg.model_dir)
   fingerprint = cfg.fingerprint()
   mode = run.open(fingerprint, cfg.overwrite,
-                  updates_model=cfg.phase == "distill")
+                  updates_model=cfg.phase in UPDATING_PHASES)
   if mode == "resume" and run.publishing:
     logging.info("The run was killed while publishing its model: finishing "
                  "the publication.")
@@ -65,7 +68,7 @@ def run_training(cfg, strategy=None, flags_text=None):
     strategy = distribute.get_strategy(cfg.distribution_strategy,
                                        cfg.num_gpus, cfg.tpu)
   distribute.per_replica_batch(cfg.batch_size, strategy)
-  if cfg.phase == "distill" or mode == "resume":
+  if cfg.phase in UPDATING_PHASES or mode == "resume":
     info, arch = None, None
   else:
     info = build.checkpoint_info(cfg)
@@ -74,7 +77,7 @@ def run_training(cfg, strategy=None, flags_text=None):
     model, encoder = _model_and_encoder(cfg, run, mode, data, info, arch)
   # Everything is checked: from here on the run writes into .run/.
   run.begin(fingerprint)
-  if cfg.phase == "distill" and mode == "fresh":
+  if cfg.phase in UPDATING_PHASES and mode == "fresh":
     _stage_published(cfg.model_dir, run.staged)
   lengths = {name: pipeline.token_lengths(split, encoder)
              for name, split in data.splits.items()}
@@ -90,12 +93,16 @@ def run_training(cfg, strategy=None, flags_text=None):
     saving.save_model(model, encoder, run.staged)
     run.state.setdefault("histories", {})[phase] = histories[phase]
     run.mark_done(phase)
+  if cfg.calibrate_exits or cfg.phase == "calibrate":
+    _calibrate(cfg, model, encoder, data, lengths, run)
   results = results_lib.evaluate_and_stage(
       model, encoder, data, cfg, run.staged, histories,
       train_seconds=time.time() - start, truncated=truncated,
       skipped=inputs.skipped_rows(data), flags_text=flags_text)
   data.label_set.save(run.staged)
-  manifest = run.publish(dict(phases=[p for p, _, _ in _phases(cfg)],
+  manifest = run.publish(dict(phases=[p for p, _, _ in _phases(cfg)] + (
+      ["calibrate"] if cfg.calibrate_exits or cfg.phase == "calibrate"
+      else []),
                               fastbert_tf_version=_version()))
   results["run_id"] = manifest["run_id"]
   if cfg.export_base:
@@ -128,10 +135,16 @@ def _model_and_encoder(cfg, run, mode, data, info, arch):
   if mode == "resume" and os.path.isfile(staged):
     model, encoder = saving.load_model(run.staged, dtype=cfg.dtype_policy,
                                        verify_files=False)
-  elif cfg.phase == "distill":
+  elif cfg.phase in UPDATING_PHASES:
     model, encoder = saving.load_model(cfg.model_dir, dtype=cfg.dtype_policy)
     if cfg.reinit_students:
       phases.reinit_students(model, cfg.seed)
+    if cfg.phase == "distill" and model.get_config()["exit_temperatures"]:
+      # Phase 2 learns from the teacher as trained; calibration, if asked
+      # for again, follows the new students.
+      logging.info("Phase 2 on a calibrated model: its exit temperatures "
+                   "are reset to 1.")
+      model.set_exit_temperatures(None)
   else:
     if arch is None:  # resumed before phase 1 finished: rebuild as begun
       info = build.checkpoint_info(cfg)
@@ -148,6 +161,16 @@ def _model_and_encoder(cfg, run, mode, data, info, arch):
         f"{cfg.model_dir} has {model.num_classes} classes, the data "
         f"{label_set.num_classes}")
   return model, encoder
+
+
+def _calibrate(cfg, model, encoder, data, lengths, run):
+  """Fits the exit temperatures on the dev split and restages the model."""
+  dev = inputs.eval_batches(cfg, data.splits["dev"], encoder, lengths["dev"])
+  temperatures = calibration.calibrate(model, dev)
+  logging.info("Exit temperatures fitted on %d dev examples: %s",
+               len(data.splits["dev"]),
+               ", ".join(f"{t:.3f}" for t in temperatures))
+  saving.save_model(model, encoder, run.staged)
 
 
 def _stage_published(model_dir, staged):
@@ -176,7 +199,8 @@ def _run_phase(cfg, strategy, model, encoder, data, lengths, run, phase,
         phase, kl_direction=cfg.kl_direction,
         student_reduction=cfg.student_reduction,
         teacher_dropout=cfg.teacher_dropout,
-        freeze_token_embeddings=cfg.freeze_token_embeddings)
+        freeze_token_embeddings=cfg.freeze_token_embeddings,
+        distill_temperature=cfg.distill_temperature)
     model.compile(optimization.make_optimizer(
         learning_rate, epochs * steps, cfg.warmup_fraction, cfg.weight_decay),
                   jit_compile=cfg.jit_compile)
