@@ -89,8 +89,11 @@ def build_encoder(cfg, train, info=None, distill_data=None):
     if encoder.kept_ids is not None:
       raise ConfigError(f"--prune_vocab: {cfg.init_checkpoint} is already "
                         "pruned; prune from the full checkpoint instead")
-    texts = [t for data in (train, distill_data) if data is not None
-             for t in data.texts_a + (data.texts_b or ())]
+    # Phase 2 distills on the train split itself unless --distill_data:
+    # count (and tokenize) those texts once.
+    sources = [train] + ([distill_data] if distill_data not in (None, train)
+                         else [])
+    texts = [t for data in sources for t in data.texts_a + (data.texts_b or ())]
     kept = encoder.used_ids(texts)
     logging.info("--prune_vocab: keeping %d of %d tokenizer ids (those the "
                  "%d training and phase-2 texts use, plus specials); other "
