@@ -193,8 +193,11 @@ def defined_flag_names():
 
 
 def flags_to_flagfile(flag_values, names):
-  """The given flags as flagfile text (`--name=value` per line)."""
-  return "".join(flag_values[name].serialize() + "\n" for name in names)
+  """The given flags as flagfile text (`--name=value` per line); a flag
+  left unset with a None default (e.g. --text_prefix) serializes to nothing
+  and gets no line."""
+  lines = (flag_values[name].serialize() for name in names)
+  return "".join(line + "\n" for line in lines if line)
 
 
 def define_sweep_flags():

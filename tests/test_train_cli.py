@@ -62,6 +62,8 @@ def test_trains_both_phases_and_writes_everything(data_dir, tmp_path):
   # flags.txt is a valid flagfile: rerun phase 2 alone from it.
   flags_text = (model_dir / "flags.txt").read_text()
   assert "--preset=test_tiny" in flags_text
+  # Every line is a flag: unset ones (--text_prefix) leave no empty line.
+  assert all(l.startswith("--") for l in flags_text.splitlines()), flags_text
   # Phase 2 again, fresh students, on a labelled TSV's texts.
   rerun = _train(f"--flagfile={model_dir / 'flags.txt'}", "--phase=distill",
                  "--reinit_students", f"--distill_data={data_dir}/dev.tsv")

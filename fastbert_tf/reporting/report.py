@@ -157,7 +157,6 @@ def run_sweep(cfg):
   plots.save_all(results, cfg.output_dir, paper)
   if cfg.has_target:
     _write_card(cfg, results, model.num_classes)
-  logging.info("Wrote %s", cfg.output_dir)
   return results
 
 
