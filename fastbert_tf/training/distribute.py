@@ -61,7 +61,7 @@ def get_strategy(name="one_device", num_gpus=0, tpu="", devices=None):
     if "TF_CONFIG" not in os.environ:
       raise ConfigError("--distribution_strategy=multi_worker_mirrored needs "
                         "TF_CONFIG (the cluster and this worker's task); see "
-                        "README 'Training at scale'")
+                        "docs/training.md 'Training at scale'")
     _check_tf_config(os.environ["TF_CONFIG"])
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
   else:
