@@ -7,6 +7,7 @@ import tempfile
 
 from absl import logging
 
+from fastbert_tf import paths
 from fastbert_tf.data import vocab as vocab_lib
 from fastbert_tf.data.tokenizer import SentencePieceEncoder
 from fastbert_tf.data.tokenizer import TextEncoder
@@ -112,6 +113,10 @@ def _wordpiece_encoder(cfg, train, info):
       vocab = vocab_lib.learn_vocab(texts, cfg.vocab_size, path,
                                     cfg.lowercase)
     path = vocab
+  else:
+    # A repeated token makes the tokenizer's lookup table fail with a
+    # RuntimeError that names no file.
+    paths.check_vocab(path, "--vocab" if cfg.vocab else "--init_checkpoint")
   try:
     # The packing follows the checkpoint's pretraining (UER: `[CLS] a`,
     # segments 1/2), even with another --vocab.
