@@ -21,6 +21,11 @@ def checkpoint_info(cfg):
   if not cfg.init_checkpoint:
     return None
   from fastbert_tf import checkpoints  # pylint: disable=g-import-not-at-top
+  # Some readers build the tokenizer, whose error on a repeated token
+  # names no file.
+  vocab = os.path.join(cfg.init_checkpoint, "vocab.txt")
+  if os.path.isfile(vocab):
+    paths.check_vocab(vocab, "--init_checkpoint")
   try:
     return checkpoints.read_info(cfg.init_checkpoint)
   except (ValueError, FileNotFoundError, OSError) as e:

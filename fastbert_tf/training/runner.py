@@ -84,7 +84,7 @@ def path_args(cfg):
     checkpoint = None  # a TF1 checkpoint prefix (bert_model.ckpt)
   return [paths.Arg("--model_dir", cfg.model_dir, paths.MODEL_DIR),
           paths.Arg("--export_base", cfg.export_base, paths.WRITE_DIR),
-          paths.Arg("--distill_data", cfg.distill_data, paths.READ_ANY),
+          paths.Arg("--distill_data", cfg.distill_data, paths.READ_FILE),
           paths.Arg("--vocab", cfg.vocab, paths.READ_FILE),
           paths.Arg("--config_json", cfg.config_json, paths.READ_FILE),
           paths.Arg("--init_checkpoint", checkpoint, paths.READ_ANY)]
