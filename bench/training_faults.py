@@ -2,6 +2,11 @@
 broken files and kills, each run through the real command line.
 
   python bench/training_faults.py [--output=bench/results/training_faults.json]
+  python bench/training_faults.py --classes=path,predictor \
+      --output=bench/results/path_faults.json
+
+The path class (bench/path_fault_kinds.py) is enumerated: every path flag
+of train, predict, sweep and export, times every way a path can be wrong.
 
 Each kind returns a verdict (as bench/serving_faults.py's):
   clear    exit status 1, one `error:` line naming the file or flag and what
@@ -25,12 +30,16 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from bench import common  # pylint: disable=g-import-not-at-top
+from bench import path_fault_kinds
 from bench import training_fault_kinds as kinds_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "bench/results/training_faults.json",
                     "Where the record goes.")
 flags.DEFINE_list("only", [], "Run only these kinds (names).")
+flags.DEFINE_list("classes", [], "Run only these classes (the kinds' name "
+                  "prefixes: data, labels, flags, dir, kill, path, "
+                  "predictor); empty = all.")
 
 VERDICTS = ("clear", "correct", "unclear", "crash", "silent", "lost")
 
@@ -40,8 +49,11 @@ def main(argv):
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     context = kinds_lib.TrainingContext(tmp)
-    for kind in kinds_lib.KINDS:
+    for kind in (kinds_lib.KINDS + path_fault_kinds.path_kinds() +
+                 path_fault_kinds.PREDICTOR_KINDS):
       if FLAGS.only and kind.__name__ not in FLAGS.only:
+        continue
+      if FLAGS.classes and kind.__name__.split("_")[0] not in FLAGS.classes:
         continue
       try:
         verdict, detail = kind(context)
@@ -55,8 +67,12 @@ def main(argv):
         f"{counts['correct']} correct, {counts['unclear']} unclear, "
         f"{counts['crash']} crashes, {counts['silent']} silent wrong, "
         f"{counts['lost']} data lost")
+  classes = {}
+  for row in rows:
+    name = row["kind"].split("_")[0]
+    classes.setdefault(name, {v: 0 for v in VERDICTS})[row["verdict"]] += 1
   record = common.record(section="training", kinds_tried=len(rows), **counts,
-                         rows=rows)
+                         classes=classes, rows=rows)
   common.write_records(FLAGS.output, [record])
   return 1 if counts["crash"] + counts["silent"] + counts["lost"] else 0
 

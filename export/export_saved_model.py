@@ -57,6 +57,15 @@ def main(argv):
   # export's temporary directory is removed; kill -9 leaves it to the next
   # export, which removes the directories of exports that died.
   signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+  from fastbert_tf import errors  # pylint: disable=g-import-not-at-top
+  from fastbert_tf import paths  # pylint: disable=g-import-not-at-top
+  try:
+    paths.check_paths(
+        [paths.Arg("--model_dir", FLAGS.model_dir, paths.READ_DIR),
+         paths.Arg("--export_base", FLAGS.export_base, paths.WRITE_DIR)],
+        own_model_dirs=[FLAGS.model_dir])
+  except errors.UserError as e:
+    sys.exit(f"error: {e}")
   from fastbert_tf.models import saving  # pylint: disable=g-import-not-at-top
   from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
   from fastbert_tf.inference import single_text  # pylint: disable=g-import-not-at-top
@@ -78,10 +87,11 @@ def main(argv):
             "that dtype are slower than float32 (export/README.md); "
             "consider --dtype_policy=float32",
             model.dtype_policy.compute_dtype)
-    path = export.export_saved_model(
-        model, encoder, FLAGS.export_base, FLAGS.version, FLAGS.warmup_speed,
-        fastbert_flags.exit_criterion_from_flags(FLAGS), FLAGS.dispatch,
-        single_text_buckets=buckets)
+    with paths.disk_errors(FLAGS.export_base):
+      path = export.export_saved_model(
+          model, encoder, FLAGS.export_base, FLAGS.version,
+          FLAGS.warmup_speed, fastbert_flags.exit_criterion_from_flags(FLAGS),
+          FLAGS.dispatch, single_text_buckets=buckets)
   except (FileNotFoundError, FileExistsError, ValueError) as e:
     sys.exit(f"error: {e}")
   print(path)

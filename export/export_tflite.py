@@ -32,15 +32,26 @@ flags.mark_flags_as_required(["saved_model", "output"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from fastbert_tf import errors  # pylint: disable=g-import-not-at-top
+  from fastbert_tf import paths  # pylint: disable=g-import-not-at-top
+  try:
+    paths.check_paths(
+        [paths.Arg("--saved_model", FLAGS.saved_model, paths.READ_DIR),
+         paths.Arg("--output", FLAGS.output, paths.WRITE_FILE)])
+  except errors.UserError as e:
+    sys.exit(f"error: {e}")
   if not os.path.isfile(os.path.join(FLAGS.saved_model, "saved_model.pb")):
     sys.exit(f"error: {FLAGS.saved_model}: no saved_model.pb; pass an "
              "export version directory such as exports/NAME/1")
   import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import
   from fastbert_tf.serving import tflite  # pylint: disable=g-import-not-at-top
   content = tflite.convert(FLAGS.saved_model, FLAGS.quantize, FLAGS.variant)
-  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-  with open(FLAGS.output, "wb") as f:
-    f.write(content)
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    with open(FLAGS.output, "wb") as f:
+      f.write(content)
+  except OSError as e:
+    sys.exit(f"error: {paths.disk_error_line(e, FLAGS.output) or e}")
   print(f"{FLAGS.output}: {len(content):,} bytes")
 
 

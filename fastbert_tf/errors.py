@@ -25,6 +25,17 @@ class ModelDirError(UserError, ValueError):
   holds something a run must not overwrite."""
 
 
+class DamagedRunError(ModelDirError):
+  """An unfinished run whose files (staged model, checkpoints) cannot be
+  read: resuming is impossible; --overwrite discards the run."""
+
+
+class PathError(UserError, ValueError):
+  """A path argument that cannot work: missing, of the wrong kind, not
+  writable, the same file as another argument, inside a finished model, or
+  on a disk that filled up."""
+
+
 def define_verbose_flag():
   if "verbose" not in flags.FLAGS:
     flags.DEFINE_boolean("verbose", False,

@@ -163,6 +163,14 @@ def classify_file(predictor, input_path, output, speed, batch_size,
   return totals, model_seconds
 
 
+def path_args(flag_values):
+  """The command's path arguments, for paths.check_paths."""
+  from fastbert_tf import paths  # pylint: disable=g-import-not-at-top
+  return [paths.Arg("--model_dir", flag_values.model_dir, paths.READ_DIR),
+          paths.Arg("--input", flag_values.input, paths.READ_FILE),
+          paths.Arg("--output", flag_values.output, paths.WRITE_FILE)]
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -173,9 +181,13 @@ def main(argv):
                            FLAGS.output_format, io.OUTPUT_FORMATS)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  if FLAGS.input != "-" and not os.path.isfile(FLAGS.input):
-    sys.exit(f"error: {FLAGS.input}: no such file")
   from fastbert_tf import errors  # pylint: disable=g-import-not-at-top
+  from fastbert_tf import paths  # pylint: disable=g-import-not-at-top
+  try:
+    # Before the model loads: --output=--input would replace the texts.
+    paths.check_paths(path_args(FLAGS), own_model_dirs=[FLAGS.model_dir])
+  except errors.UserError as e:
+    sys.exit(f"error: {errors.one_line(e)}")
   from fastbert_tf.predictor import Predictor  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   try:
@@ -192,7 +204,15 @@ def main(argv):
                                    unit_name="line")
   to_stdout = FLAGS.output == "-"
   partial = None if to_stdout else FLAGS.output + ".partial"
-  output = sys.stdout if to_stdout else open(partial, "w", encoding="utf-8")
+  try:
+    if not to_stdout:
+      os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)),
+                  exist_ok=True)
+    output = sys.stdout if to_stdout else open(partial, "w",
+                                               encoding="utf-8")
+  except OSError as e:
+    sys.exit(f"error: {e.filename or partial}: cannot be written "
+             f"({e.strerror}); expected a writable --output")
   start = time.perf_counter()
   try:
     totals, model_seconds = classify_file(

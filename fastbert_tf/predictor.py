@@ -151,11 +151,15 @@ class Predictor:
     Raises:
       FileNotFoundError: path holds neither kind of model (the message says
         what each needs).
+      ValueError: an export that cannot be loaded (an export base: none of
+        its versions; the newest that loads is used).
     """
     kind, resolved = backends.resolve_model_path(path)
     if kind == "model_dir":
       return backends.from_model_dir(cls, resolved, batch_size, dtype,
                                      criterion, dispatch, single_text)
+    if kind == "export_base":
+      return backends.from_export_base(cls, resolved, batch_size)
     return backends.from_saved_model(cls, resolved, batch_size)
 
   @classmethod
@@ -197,7 +201,9 @@ class Predictor:
       Predictions, in input order.
 
     Raises:
-      ValueError: naming the first bad text or speed and what was expected.
+      ValueError: naming the first bad text (not UTF-8 included) or speed
+        and what was expected.
+      TypeError: texts (or text_b) not a list of str (None, a number).
     """
     texts, text_b = _texts("texts", texts), text_b
     if self.text_pair != (text_b is not None):
@@ -266,10 +272,18 @@ def check_speeds(speed, n):
 def _texts(name, texts):
   if isinstance(texts, (str, bytes)):
     texts = [texts]
+  if texts is None or not hasattr(texts, "__iter__"):
+    raise TypeError(f"{name} must be a list of str, got "
+                    f"{type(texts).__name__}")
   texts = list(texts)
   for i, text in enumerate(texts):
     if isinstance(text, bytes):
-      text = text.decode("utf-8")
+      try:
+        text = text.decode("utf-8")
+      except UnicodeDecodeError as e:
+        raise ValueError(f"{name}[{i}] is not valid UTF-8 ({e.reason} at "
+                         f"byte {e.start}); expected str or UTF-8 "
+                         "bytes") from None
       texts[i] = text
     if not isinstance(text, str):
       raise ValueError(f"{name}[{i}] must be a str, got "

@@ -9,6 +9,7 @@ import json
 import os
 
 import numpy as np
+from absl import logging
 
 from fastbert_tf.data.labels import LabelSet
 
@@ -34,16 +35,40 @@ def resolve_model_path(path):
     return "model_dir", path
   if has("saved_model.pb"):
     return "saved_model", path
-  versions = sorted((int(d) for d in _listdir(path) if d.isdigit() and
-                     os.path.exists(os.path.join(path, d, "saved_model.pb"))),
-                    reverse=True)
+  versions = export_versions(path)
   if versions:
-    return "saved_model", os.path.join(path, str(versions[0]))
+    return "export_base", path
   raise FileNotFoundError(
       f"{path}: not a model: expected a fastbert_tf model directory "
       "(config.json, model.weights.h5, tokenizer.json), a SavedModel "
       "version directory (saved_model.pb) or an export base holding "
       f"numeric versions; found {sorted(_listdir(path))[:20]}")
+
+
+def export_versions(base):
+  """An export base's version directories holding a saved_model.pb, newest
+  first."""
+  numbers = sorted((int(d) for d in _listdir(base) if d.isdigit() and
+                    os.path.exists(os.path.join(base, d, "saved_model.pb"))),
+                   reverse=True)
+  return [os.path.join(base, str(n)) for n in numbers]
+
+
+def from_export_base(cls, base, batch_size):
+  """Predictor.load of an export base: its newest version that loads, as
+  the server serves it (a newer one may be broken or half copied).
+
+  Raises:
+    ValueError: no version loads; names the newest one's error.
+  """
+  errors = []
+  for version_dir in export_versions(base):
+    try:
+      return from_saved_model(cls, version_dir, batch_size)
+    except ValueError as e:
+      errors.append(e)
+      logging.warning("%s; trying the previous version.", e)
+  raise ValueError(f"{base}: no version loads: {errors[0]}")
 
 
 def _listdir(path):
@@ -107,7 +132,15 @@ def from_saved_model(cls, version_dir, batch_size):
   """Predictor.load of a SavedModel version: its predict_text signature."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_text  # noqa: F401  pylint: disable=unused-import,g-import-not-at-top
-  loaded = tf.saved_model.load(version_dir)
+  try:
+    loaded = tf.saved_model.load(version_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    # DecodeError, OSError, OpError...: a damaged or half-copied export.
+    line = (str(e).strip().splitlines() or [""])[0][:200]
+    raise ValueError(
+        f"{os.path.join(version_dir, 'saved_model.pb')}: cannot be loaded "
+        f"({type(e).__name__}: {line}); expected a SavedModel written by "
+        "export/export_saved_model.py") from None
   if TEXT_SIGNATURE not in loaded.signatures:
     raise FileNotFoundError(
         f"{version_dir}: the SavedModel has no {TEXT_SIGNATURE!r} signature "

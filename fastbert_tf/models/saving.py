@@ -27,6 +27,7 @@ import uuid
 import tensorflow as tf
 from absl import logging
 
+from fastbert_tf import paths
 from fastbert_tf.data import tokenizer as tokenizer_lib
 from fastbert_tf.errors import ModelDirError
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
@@ -56,7 +57,27 @@ def save_model(model, encoder, directory):
   config["dtype"] = model.dtype_policy.name
   write_json(os.path.join(directory, CONFIG_FILE), config)
   encoder.save(directory)
+  # h5py crashes the process (SIGSEGV) when the disk fills under it, so a
+  # write that cannot fit is refused before it starts.
+  paths.ensure_free_space(directory, _weights_bytes(model),
+                          f"{WEIGHTS_FILE}")
   model.save_weights(os.path.join(directory, WEIGHTS_FILE))
+
+
+def _weights_bytes(model):
+  """An upper bound of model.weights.h5's size: the values plus h5's
+  per-dataset overhead (measured: about 2.5 KiB per variable; 4 KiB
+  assumed) and 64 KiB for its header."""
+  values = sum(int(v.dtype.size if hasattr(v.dtype, "size") else 4) *
+               int(max(1, _count(v.shape))) for v in model.weights)
+  return values + 4096 * len(model.weights) + (64 << 10)
+
+
+def _count(shape):
+  total = 1
+  for dim in shape:
+    total *= int(dim)
+  return total
 
 
 def load_model(model_dir, dtype=None, verify_files=True):

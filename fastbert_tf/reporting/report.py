@@ -16,6 +16,8 @@ import time
 
 from absl import logging
 
+from fastbert_tf import paths
+
 CSV_FILE = "sweep.csv"
 JSON_FILE = "sweep.json"
 CSV_COLUMNS = ("speed", "accuracy", "mean_exit_layer", "mean_flops",
@@ -112,6 +114,8 @@ def run_sweep(cfg):
 
   Raises:
     sources.DataError, FileNotFoundError: bad data or model directory.
+    errors.PathError: --model_dir or --output_dir cannot work (before any
+      work).
     sweep.SweepError: an uncertainty layer outside the model.
   """
   from fastbert_tf.inference import criteria  # pylint: disable=g-import-not-at-top
@@ -120,6 +124,12 @@ def run_sweep(cfg):
   from fastbert_tf.models import saving  # pylint: disable=g-import-not-at-top
   from fastbert_tf.reporting import paper_results  # pylint: disable=g-import-not-at-top
   from fastbert_tf.reporting import plots  # pylint: disable=g-import-not-at-top
+  # --output_dir=<the model> would rewrite its MODEL_CARD.md, and predict
+  # and export would then refuse the model; a subdirectory is its own.
+  paths.check_paths(
+      [paths.Arg("--model_dir", cfg.model_dir, paths.READ_DIR),
+       paths.Arg("--output_dir", cfg.output_dir, paths.WRITE_DIR)],
+      own_model_dirs=[cfg.model_dir])
   paper = paper_results.lookup(cfg.paper_dataset) if cfg.paper_dataset else None
   criterion = criteria.ExitCriterion(cfg.exit_criterion, top_k=cfg.top_k)
   model, encoder = saving.load_model(cfg.model_dir)

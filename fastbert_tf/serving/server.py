@@ -231,9 +231,12 @@ def main(argv):
   from fastbert_tf.serving import server_flags  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from fastbert_tf import errors  # pylint: disable=g-import-not-at-top
   try:
     kwargs = server_flags.server_kwargs(flags.FLAGS)
     server = LocalServer(**kwargs)
+  except errors.UserError as e:
+    raise SystemExit(f"error: {errors.one_line(e)}") from None
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   except (FileNotFoundError, OSError) as e:

@@ -3,6 +3,7 @@ arguments (only the entry point defines them)."""
 
 from absl import flags
 
+from fastbert_tf import paths
 from fastbert_tf.serving import batching
 from fastbert_tf.serving import validation
 from fastbert_tf.serving import versions
@@ -61,7 +62,11 @@ def server_kwargs(flag):
 
   Raises:
     ValueError: a limit below 1 or a malformed --version_labels.
+    errors.PathError: --model_base_path or --access_log cannot work.
   """
+  paths.check_paths(
+      [paths.Arg("--model_base_path", flag.model_base_path, paths.READ_DIR),
+       paths.Arg("--access_log", flag.access_log, paths.WRITE_FILE)])
   options = None
   if flag.enable_batching:
     options = batching.BatchingOptions(

@@ -7,6 +7,7 @@ import tempfile
 
 from absl import logging
 
+from fastbert_tf import paths
 from fastbert_tf.data import vocab as vocab_lib
 from fastbert_tf.data.tokenizer import SentencePieceEncoder
 from fastbert_tf.data.tokenizer import TextEncoder
@@ -20,6 +21,11 @@ def checkpoint_info(cfg):
   if not cfg.init_checkpoint:
     return None
   from fastbert_tf import checkpoints  # pylint: disable=g-import-not-at-top
+  # Some readers build the tokenizer, whose error on a repeated token
+  # names no file.
+  vocab = os.path.join(cfg.init_checkpoint, "vocab.txt")
+  if os.path.isfile(vocab):
+    paths.check_vocab(vocab, "--init_checkpoint")
   try:
     return checkpoints.read_info(cfg.init_checkpoint)
   except (ValueError, FileNotFoundError, OSError) as e:
@@ -115,6 +121,10 @@ def _wordpiece_encoder(cfg, train, info):
       vocab = vocab_lib.learn_vocab(texts, cfg.vocab_size, path,
                                     cfg.lowercase)
     path = vocab
+  else:
+    # A repeated token makes the tokenizer's lookup table fail with a
+    # RuntimeError that names no file.
+    paths.check_vocab(path, "--vocab" if cfg.vocab else "--init_checkpoint")
   try:
     # The packing follows the checkpoint's pretraining (UER: `[CLS] a`,
     # segments 1/2), even with another --vocab.

@@ -26,7 +26,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from fastbert_tf.errors import ModelDirError
+from fastbert_tf.errors import DamagedRunError
 
 # Testing hook: "PHASE:STEP" makes the process SIGKILL itself right after
 # the checkpoint of that global step ("publish:1" after the first file of a
@@ -273,7 +273,7 @@ def _restore_or_name(checkpoint, path):
     checkpoint.restore(path).assert_consumed()
   except (tf.errors.OpError, ValueError, IndexError, AssertionError) as e:
     line = (str(e).strip().splitlines() or [""])[0][:200]
-    raise ModelDirError(
+    raise DamagedRunError(
         f"{path}: cannot restore this checkpoint of the unfinished run "
         f"({type(e).__name__}: {line}); pass --overwrite to discard the "
         "unfinished run and start again") from None

@@ -6,12 +6,19 @@
                          vocabulary, each finished phase's model, results)
   .run/<phase>/          that phase's resumable checkpoints (training.loop)
   .run/publish.json      the manifest being published (restartable)
+  .run/lock              held (fcntl.flock) by the live run: a second job
+                         into the same model_dir is refused while it runs;
+                         the OS releases it when the process dies, kill -9
+                         included, so no stale lock is left behind
 
-Nothing is written into `model_dir` before `begin()`, which the runner calls
-only after the data, labels, checkpoint and architecture have been checked.
-The published model (if any) stays untouched until `publish()`.
+Nothing but the lock is written into `model_dir` before `begin()`, which the
+runner calls only after the data, labels, checkpoint and architecture have
+been checked; a job that stops before `begin()` removes the lock again. The
+published model (if any) stays untouched until `publish()`.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -22,6 +29,7 @@ from fastbert_tf.errors import ModelDirError
 from fastbert_tf.models import saving
 
 RUN_FILE = "run.json"
+LOCK_FILE = "lock"
 
 
 class RunDir:
@@ -43,6 +51,51 @@ class RunDir:
     self.model_dir = model_dir
     self.path = os.path.join(model_dir, saving.RUN_DIR)
     self.staged = os.path.join(self.path, "staged")
+    self.state = None
+
+  @contextlib.contextmanager
+  def locked(self):
+    """Holds `.run/lock` for the job's duration.
+
+    Raises:
+      ModelDirError: another live job holds it (its pid named).
+    """
+    made = [d for d in (self.model_dir, self.path) if not os.path.isdir(d)]
+    os.makedirs(self.path, exist_ok=True)
+    path = os.path.join(self.path, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      pid = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+      os.close(fd)
+      raise ModelDirError(
+          f"{self.model_dir}: another training (pid {pid}) is running in "
+          "it; expected a --model_dir no live run uses (wait for it to end, "
+          "or choose another)") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode("ascii"))
+    try:
+      yield
+    finally:
+      if self.state is None:  # never began: leave model_dir as it was
+        _remove(path)
+        for directory in [self.path] + [d for d in made
+                                        if d == self.model_dir]:
+          with contextlib.suppress(OSError):
+            os.rmdir(directory)
+      os.close(fd)
+
+  def discard(self):
+    """Removes an unfinished run's files (the lock stays held)."""
+    if os.path.isdir(self.path):
+      for name in os.listdir(self.path):
+        if name != LOCK_FILE:
+          child = os.path.join(self.path, name)
+          if os.path.isdir(child):
+            shutil.rmtree(child)
+          else:
+            os.remove(child)
     self.state = None
 
   def phase_dir(self, phase):
@@ -87,7 +140,7 @@ class RunDir:
             "it")
       logging.warning("--overwrite: discarding the unfinished run %s in %s.",
                       state.get("run_id"), self.model_dir)
-      shutil.rmtree(self.path)
+      self.discard()
     finished = (os.path.isfile(os.path.join(self.model_dir,
                                             saving.MANIFEST_FILE)) or
                 os.path.isfile(os.path.join(self.model_dir,
@@ -147,6 +200,11 @@ class RunDir:
   def _write(self):
     os.makedirs(self.path, exist_ok=True)
     saving.write_json(os.path.join(self.path, RUN_FILE), self.state)
+
+
+def _remove(path):
+  with contextlib.suppress(FileNotFoundError):
+    os.remove(path)
 
 
 def _differences(old, new):

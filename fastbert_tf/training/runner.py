@@ -10,6 +10,8 @@ the interrupted phase from its last checkpoint; finished phases are not
 redone.
 """
 
+import contextlib
+import glob
 import os
 import shutil
 import time
@@ -17,7 +19,10 @@ import time
 import keras
 from absl import logging
 
+from fastbert_tf import errors
+from fastbert_tf import paths
 from fastbert_tf.data import pipeline
+from fastbert_tf.errors import DamagedRunError
 from fastbert_tf.errors import ModelDirError
 from fastbert_tf.inference import criteria
 from fastbert_tf.inference import flops as flops_lib
@@ -50,12 +55,49 @@ def run_training(cfg, strategy=None, flags_text=None):
 
   Raises:
     UserError subclasses (DataError, ConfigError, ModelDirError,
-    CheckpointMismatchError) naming what to fix.
+    CheckpointMismatchError, PathError) naming what to fix: a path that
+    cannot work (before any work), another live run in model_dir, a full
+    disk. A damaged unfinished run is discarded under --overwrite, else
+    named (DamagedRunError).
   """
+  paths.check_paths(path_args(cfg), own_model_dirs=[cfg.model_dir])
+  if strategy is None:
+    strategy = distribute.get_strategy(cfg.distribution_strategy,
+                                       cfg.num_gpus, cfg.tpu)
+  run = RunDir(cfg.model_dir)
+  lock = run.locked() if distribute.is_chief(strategy) else (
+      contextlib.nullcontext())
+  with lock, paths.disk_errors(cfg.model_dir):
+    try:
+      return _run_training(cfg, strategy, run, flags_text)
+    except DamagedRunError as e:
+      if not cfg.overwrite:
+        raise
+      logging.warning("--overwrite: discarding the damaged unfinished run "
+                      "(%s).", errors.one_line(e))
+      run.discard()
+      return _run_training(cfg, strategy, run, flags_text)
+
+
+def path_args(cfg):
+  """The run's path arguments, for paths.check_paths."""
+  checkpoint = cfg.init_checkpoint
+  if checkpoint and not os.path.exists(checkpoint) and glob.glob(
+      glob.escape(checkpoint) + ".*"):
+    checkpoint = None  # a TF1 checkpoint prefix (bert_model.ckpt)
+  return [paths.Arg("--model_dir", cfg.model_dir, paths.MODEL_DIR),
+          paths.Arg("--export_base", cfg.export_base, paths.WRITE_DIR),
+          paths.Arg("--distill_data", cfg.distill_data, paths.READ_FILE),
+          paths.Arg("--vocab", cfg.vocab, paths.READ_FILE),
+          paths.Arg("--config_json", cfg.config_json, paths.READ_FILE),
+          paths.Arg("--init_checkpoint", checkpoint, paths.READ_ANY)]
+
+
+def _run_training(cfg, strategy, run, flags_text):
+  """run_training's work, under the lock (see there)."""
   start = time.time()
   keras.utils.set_random_seed(cfg.seed)
   data = inputs.load(cfg)
-  run = RunDir(cfg.model_dir)
   fingerprint = cfg.fingerprint()
   mode = run.open(fingerprint, cfg.overwrite,
                   updates_model=cfg.phase in UPDATING_PHASES)
@@ -64,9 +106,6 @@ def run_training(cfg, strategy=None, flags_text=None):
                  "the publication.")
     run.publish()
     return results_lib.read(cfg.model_dir)
-  if strategy is None:
-    strategy = distribute.get_strategy(cfg.distribution_strategy,
-                                       cfg.num_gpus, cfg.tpu)
   distribute.per_replica_batch(cfg.batch_size, strategy)
   if cfg.phase in UPDATING_PHASES or mode == "resume":
     info, arch = None, None
@@ -133,8 +172,14 @@ def _model_and_encoder(cfg, run, mode, data, info, arch):
   label_set = data.label_set
   staged = os.path.join(run.staged, saving.CONFIG_FILE)
   if mode == "resume" and os.path.isfile(staged):
-    model, encoder = saving.load_model(run.staged, dtype=cfg.dtype_policy,
-                                       verify_files=False)
+    try:
+      model, encoder = saving.load_model(run.staged, dtype=cfg.dtype_policy,
+                                         verify_files=False)
+    except (ModelDirError, OSError, ValueError, RuntimeError) as e:
+      raise DamagedRunError(
+          f"{run.staged}: the unfinished run's staged model cannot be read "
+          f"({type(e).__name__}: {errors.one_line(e)[:200]}); pass "
+          "--overwrite to discard the run and start again") from None
   elif cfg.phase in UPDATING_PHASES:
     model, encoder = saving.load_model(cfg.model_dir, dtype=cfg.dtype_policy)
     if cfg.reinit_students:
