@@ -17,7 +17,6 @@ import time
 
 from fastbert_tf import testing
 from fastbert_tf.models import saving
-from fastbert_tf.training import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The tiny task (tests/test_model_dir.py's): 48 rows, batch 8, 1 + 1 epochs.
@@ -95,10 +94,8 @@ class TrainingContext:
   def run(self, module, *args, kill_at=None):
     """`python -m module args` from the repository root."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop(loop.KILL_ENV, None)
-    if kill_at:
-      env[loop.KILL_ENV] = kill_at
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+    return subprocess.run([*testing.python_m(module, kill_at), *args],
+                          cwd=ROOT,
                           capture_output=True, text=True, env=env,
                           timeout=900)
 

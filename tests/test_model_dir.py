@@ -12,7 +12,6 @@ import pytest
 from fastbert_tf import testing
 from fastbert_tf.errors import ModelDirError
 from fastbert_tf.models import saving
-from fastbert_tf.training import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ("--preset=test_tiny", "--vocab_size=40", "--max_seq_length=16",
@@ -22,10 +21,7 @@ FLAGS = ("--preset=test_tiny", "--vocab_size=40", "--max_seq_length=16",
 
 def _cli(*args, kill_at=None, module="fastbert_tf.train"):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop(loop.KILL_ENV, None)
-  if kill_at:
-    env[loop.KILL_ENV] = kill_at
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+  return subprocess.run([*testing.python_m(module, kill_at), *args], cwd=ROOT,
                         capture_output=True, text=True, env=env, timeout=900)
 
 

@@ -17,7 +17,6 @@ from fastbert_tf.models import saving
 from fastbert_tf.serving import export
 from fastbert_tf.testing import filesystems
 from fastbert_tf.testing import saved
-from fastbert_tf.training import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ("--preset=test_tiny", "--vocab_size=40", "--max_seq_length=16",
@@ -26,17 +25,13 @@ FLAGS = ("--preset=test_tiny", "--vocab_size=40", "--max_seq_length=16",
          "--speeds=0,0.5")
 
 
-def _env(kill_at=None):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-  env.pop(loop.KILL_ENV, None)
-  if kill_at:
-    env[loop.KILL_ENV] = kill_at
-  return env
+def _env():
+  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
 
 
 def _cli(module, *args, kill_at=None):
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
-                        capture_output=True, text=True, env=_env(kill_at),
+  return subprocess.run([*testing.python_m(module, kill_at), *args], cwd=ROOT,
+                        capture_output=True, text=True, env=_env(),
                         timeout=900)
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from fastbert_tf import testing
-from fastbert_tf.training import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 64 examples, batch 8: 8 steps per epoch; 2 + 2 epochs; a checkpoint
@@ -25,11 +24,8 @@ TIMING = ("train_seconds",)
 
 def _train(data_dir, model_dir, kill_at=None):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop(loop.KILL_ENV, None)
-  if kill_at:
-    env[loop.KILL_ENV] = kill_at
   return subprocess.run(
-      [sys.executable, "-m", "fastbert_tf.train", f"--data={data_dir}",
+      [*testing.python_m("fastbert_tf.train", kill_at), f"--data={data_dir}",
        f"--model_dir={model_dir}", *FLAGS], cwd=ROOT, capture_output=True,
       text=True, env=env, timeout=900)
 

@@ -13,6 +13,17 @@ TINY_VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] +
               list("abcdefghijklmnopqrstuvwxyz") + ["好", "书", "差"])
 
 
+def python_m(module, kill_at=None):
+  """The argv that runs `python -m module`, or, with kill_at ("PHASE:STEP"),
+  the same module under fastbert_tf.testing.kill_run, which kill -9s it
+  right after that checkpoint."""
+  import sys  # pylint: disable=g-import-not-at-top
+  if kill_at:
+    return [sys.executable, "-m", "fastbert_tf.testing.kill_run", kill_at,
+            module]
+  return [sys.executable, "-m", module]
+
+
 def tiny_config(**overrides):
   """test_tiny preset kwargs with a vocabulary and classes filled in."""
   config = presets.get_preset("test_tiny")

@@ -28,11 +28,11 @@ from absl import logging
 
 from fastbert_tf.errors import DamagedRunError
 
-# Testing hook: "PHASE:STEP" makes the process SIGKILL itself right after
-# the checkpoint of that global step ("publish:1" after the first file of a
-# publication moved), so tests can kill -9 a run at a known point
-# (tests/test_resume.py, tests/test_model_dir.py). Never set in normal use.
-KILL_ENV = "FASTBERT_TF_KILL_AFTER_CHECKPOINT"
+# Called with (phase, step) after every checkpoint is written, and with
+# ("publish", n) after the n-th file of a publication moved. Empty in normal
+# use; fastbert_tf/testing/kill_run.py adds one that kill -9s the process
+# at a chosen point, so tests can interrupt a run where they want.
+CHECKPOINT_OBSERVERS = []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,7 +238,7 @@ class PhaseLoop:
       self._history.assign(json.dumps(history))
     self._manager.save(checkpoint_number=step)
     logging.info("Phase %s: checkpoint at step %d.", self.config.name, step)
-    maybe_kill(self.config.name, step)
+    notify_checkpoint(self.config.name, step)
 
   def _restore(self):
     latest = tf.train.latest_checkpoint(os.path.join(self._restore_dir,
@@ -291,10 +291,8 @@ def _format(logs, metrics):
   return ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
 
 
-def maybe_kill(phase, step):
-  """The KILL_ENV test hook (see its comment)."""
-  target = os.environ.get(KILL_ENV)
-  if target and target == f"{phase}:{step}":
-    logging.warning("%s=%s: killing this process (test hook).", KILL_ENV,
-                    target)
-    os.kill(os.getpid(), 9)
+def notify_checkpoint(phase, step):
+  """Runs every CHECKPOINT_OBSERVERS callback: a checkpoint (or a published
+  file) is safely on disk."""
+  for observer in CHECKPOINT_OBSERVERS:
+    observer(phase, step)

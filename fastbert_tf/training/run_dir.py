@@ -193,7 +193,7 @@ class RunDir:
     manifest = saving.publish(
         self.staged, self.model_dir, self.run_id,
         os.path.join(self.path, "publish.json"), info,
-        after_move=lambda moved: loop.maybe_kill("publish", moved))
+        after_move=lambda moved: loop.notify_checkpoint("publish", moved))
     shutil.rmtree(self.path)
     return manifest
 
