@@ -4,6 +4,8 @@ Most are one row of a table (a request and the error it must get); valid
 edge cases must get the SavedModel's own answer.
 """
 
+import random
+
 import numpy as np
 
 from bench.serving_fault_kinds import (EXHAUSTED, INVALID, NOT_FOUND, PB,
@@ -189,11 +191,11 @@ _ROWS = [
     ("truncated_utf8", request(_t(texts=["好".encode()[:2]])), INVALID,
      r"not valid UTF-8"),
     ("empty_text", request(_t(texts=["a", ""])), INVALID,
-     r"'text'\[1\] is empty or whitespace-only"),
+     r"'text'\[1\] is empty to the tokenizer"),
     ("whitespace_text", request(_t(texts=[" \t\n"])), INVALID,
-     r"empty or whitespace-only"),
+     r"is empty to the tokenizer"),
     ("ideographic_space_text", request(_t(texts=["\u3000\u3000"])), INVALID,
-     r"empty or whitespace-only"),
+     r"is empty to the tokenizer"),
     # Limits.
     ("too_many_texts", request(_t(texts=["a"] * 257)), EXHAUSTED,
      r"257 examples in one request; this server accepts at most 256"),
@@ -282,6 +284,37 @@ _VALID = [
     _answer_kind("valid_specific_version", _t(), version=1),
 ]
 
+# TEXT class (issue 21): for each text entry point, generated texts of
+# invisible characters by class are refused naming the index; one letter
+# among them is answered.
+_TEXT_CLASSES = {
+    "zero_width": "\u200b\u200c\u200d\u2060\ufeff",
+    "control": "\x01\x02\x07\x1b\x7f",
+    "bidi": "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2069",
+    "combining": "\u0300\u0301\u0308\u0327\u036f",
+}
+_TEXT_CLASSES["mixed"] = "".join(_TEXT_CLASSES.values())
+
+
+def _invisible(alphabet, seed, length=6):
+  rng = random.Random(seed)
+  return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+_TEXT_ROWS = [
+    (f"invisible_{name}_text_{signature}",
+     request(_t(texts=["a b", _invisible(alphabet, seed)]),
+             signature=signature),
+     INVALID, r"'text'\[1\] is empty to the tokenizer")
+    for seed, (name, alphabet) in enumerate(sorted(_TEXT_CLASSES.items()))
+    for signature in ("serving_default", "predict_text")]
+_TEXT_VALID = [
+    _answer_kind(f"valid_letter_among_{name}_text",
+                 _t(texts=[_invisible(alphabet, 1, 3) + "a" +
+                           _invisible(alphabet, 2, 3)]))
+    for name, alphabet in sorted(_TEXT_CLASSES.items())]
+
 KINDS = ([_error_kind(name, data, codes, pattern)
           for name, data, codes, pattern in _ROWS] +
-         [_error_kind(*row) for row in _METHOD_ROWS] + _VALID)
+         _TEXT_ROWS +
+         [_error_kind(*row) for row in _METHOD_ROWS] + _VALID + _TEXT_VALID)

@@ -9,6 +9,7 @@ from a pristine copy after every kind) and the verdict helpers.
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -227,6 +228,38 @@ def data_not_utf8(ctx):
 def data_empty_text(ctx):
   return _refused_data(ctx, "emptytext", ["train.tsv:3", "empty"],
                        train=HEADER + "0\tabc\n1\t  \n")
+
+
+# TEXT class (issue 21): texts empty to the tokenizer, by character class,
+# generated (seeded) rather than listed; each must stop the run naming the
+# line, like the blank text above.
+TEXT_CLASSES = {
+    "zero_width": "\u200b\u200c\u200d\u2060\ufeff",
+    "control": "\x01\x02\x07\x1b\x7f",
+    "bidi": "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2069",
+    "combining": "\u0300\u0301\u0308\u0327\u036f",
+}
+TEXT_CLASSES["mixed"] = "".join(TEXT_CLASSES.values())
+
+
+def invisible_text(alphabet, seed, length=6):
+  """A seeded text of `length` characters drawn from `alphabet`."""
+  rng = random.Random(seed)
+  return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+def _invisible_text_kind(name, alphabet):
+  def kind(ctx):
+    return _refused_data(ctx, f"text_{name}", ["train.tsv:3", "is empty"],
+                         train=HEADER + f"0\tabc\n1\t"
+                         f"{invisible_text(alphabet, len(name))}\n")
+  kind.__name__ = f"data_invisible_{name}_text"
+  return kind
+
+
+for _name, _alphabet in TEXT_CLASSES.items():
+  globals()[f"data_invisible_{_name}_text"] = _invisible_text_kind(
+      _name, _alphabet)
 
 
 def data_pairs_among_single_texts(ctx):

@@ -26,6 +26,7 @@ import time
 
 from absl import app
 from absl import flags
+import numpy as np
 
 from fastbert_tf import cli
 
@@ -115,6 +116,29 @@ def _chunks(items, size):
     yield chunk
 
 
+def _refuse_empty(predictor, path, chunk, input_format):
+  """The chunk with each record whose text the model's tokenizer finds
+  empty (the text rule) replaced by a BadRow at its line."""
+  from fastbert_tf.data.rows import BadRow  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.data.rows import empty_text_message  # pylint: disable=g-import-not-at-top
+  good = [i for i, r in enumerate(chunk) if not isinstance(r, BadRow)]
+  if predictor.empty_texts is None or not good:
+    return chunk
+  chunk = list(chunk)
+  fields = [("text" if input_format == "jsonl" else "text_a",
+             lambda r: r.text)]
+  if predictor.text_pair:
+    fields.append(("text_b", lambda r: r.text_b))
+  for name, field in fields:
+    texts = [field(chunk[i]) for i in good]
+    for j in np.flatnonzero(predictor.empty_texts(texts)):
+      record = chunk[good[j]]
+      if not isinstance(record, BadRow):
+        chunk[good[j]] = BadRow(path, record.line,
+                                empty_text_message(name, texts[j]))
+  return chunk
+
+
 def classify_file(predictor, input_path, output, speed, batch_size,
                   input_format, output_format, skip_bad_rows=False,
                   progress=None, log=sys.stderr):
@@ -137,6 +161,7 @@ def classify_file(predictor, input_path, output, speed, batch_size,
   totals, model_seconds, done = Totals(), 0.0, 0
   records = io.read_records(input_path, parser, io.open_lines(input_path))
   for chunk in _chunks(records, batch_size * CHUNK_BATCHES):
+    chunk = _refuse_empty(predictor, input_path, chunk, input_format)
     bad = [r for r in chunk if isinstance(r, BadRow)]
     for row in bad:
       if not skip_bad_rows:

@@ -20,6 +20,7 @@ import dataclasses
 import json
 
 from fastbert_tf.data.rows import BadRow
+from fastbert_tf.data.rows import empty_text_message
 from fastbert_tf.data.rows import decode
 from fastbert_tf.data.rows import RowError
 from fastbert_tf.data.rows import show
@@ -259,7 +260,12 @@ def _text(raw):
 def _check(name, text):
   if not isinstance(text, str):
     raise RowError(f"{name} must be a string, got {show(text)}")
+  # Blank is the one kind of empty text that needs no tokenizer to see, and
+  # parsing runs before any model is loaded (Beam parses on other workers):
+  # refused here, in the text rule's words. The rule itself (invisible-only
+  # text too) is applied where the model is: predict.classify_file and the
+  # Predictor.
   if not text.strip():
-    raise RowError(f"{name} is empty or whitespace-only: {show(text)}")
+    raise RowError(empty_text_message(name, text))
   return text
 

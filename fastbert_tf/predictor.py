@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from fastbert_tf import predictor_backends as backends
+from fastbert_tf.data import rows
 from fastbert_tf.data.labels import LabelSet
 
 DEFAULT_BATCH_SIZE = 64
@@ -87,6 +88,9 @@ class Predictor:
     labels: data.labels.LabelSet or None (ids only).
     source: str, where the model came from (messages).
     batch_size: int, texts per call of `classify`.
+    empty_texts: the text rule of the model (data/tokenizer.py):
+      callable(list of n str) -> bool [n], True for a text its tokenizer
+      finds empty; None when the backend applies it (a server).
 
   Attributes:
     sort_by_length: bool (default True), batch texts of similar length
@@ -104,8 +108,9 @@ class Predictor:
 
   def __init__(self, classify, num_classes, num_layers, baseline_flops,
                text_pair=False, labels=None, source="",
-               batch_size=DEFAULT_BATCH_SIZE):
+               batch_size=DEFAULT_BATCH_SIZE, empty_texts=None):
     self._classify = classify
+    self.empty_texts = empty_texts
     self.num_classes = int(num_classes)
     self.num_layers = int(num_layers)
     self.baseline_flops = float(baseline_flops)
@@ -191,7 +196,8 @@ class Predictor:
     """Classifies texts, each at the first layer confident enough.
 
     Args:
-      texts: list of str (a lone str is a batch of one); none empty.
+      texts: list of str (a lone str is a batch of one); none empty (the
+        text rule: no text the tokenizer finds empty).
       speed: float in [0, 1] for every text, or a sequence of one per text;
         0 = the full model, higher = earlier exits.
       text_b: list of str, the second segments, for pair models only.
@@ -215,6 +221,9 @@ class Predictor:
       if len(text_b) != len(texts):
         raise ValueError(f"text_b has {len(text_b)} texts, texts "
                          f"{len(texts)}")
+    self._refuse_empty("texts", texts)
+    if text_b is not None:
+      self._refuse_empty("text_b", text_b)
     speeds = check_speeds(speed, len(texts))
     size = _positive("batch_size", self.batch_size if batch_size is None
                      else batch_size)
@@ -232,6 +241,14 @@ class Predictor:
       parts.append(self._classify(texts[rows], None if text_b is None else
                                   text_b[rows], speeds[rows]))
     return self._collect(parts, np.argsort(order))
+
+  def _refuse_empty(self, name, texts):
+    if self.empty_texts is None or not texts:
+      return
+    empty = np.flatnonzero(self.empty_texts(texts))
+    if empty.size:
+      i = int(empty[0])
+      raise ValueError(rows.empty_text_message(f"{name}[{i}]", texts[i]))
 
   def _collect(self, parts, inverse):
     def cat(key, dtype, shape):
@@ -288,9 +305,6 @@ def _texts(name, texts):
     if not isinstance(text, str):
       raise ValueError(f"{name}[{i}] must be a str, got "
                        f"{type(text).__name__}")
-    if not text.strip():
-      raise ValueError(f"{name}[{i}] is empty or whitespace-only "
-                       f"({text!r}); the model needs text to classify")
   return texts
 
 

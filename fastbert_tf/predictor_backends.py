@@ -112,7 +112,7 @@ def from_model_dir(cls, model_dir, batch_size, dtype, criterion, dispatch,
   predictor = cls(classify, model.num_classes, model.num_layers,
                   table.baseline, encoder.text_pair,
                   LabelSet.load(model_dir, model.num_classes), model_dir,
-                  batch_size)
+                  batch_size, empty_texts=encoder.empty_texts)
   predictor.model, predictor.encoder = model, encoder
   predictor.criterion = criterion
   return predictor
@@ -168,9 +168,11 @@ def from_saved_model(cls, version_dir, batch_size):
     if os.path.exists(path):
       labels = LabelSet.load(os.path.dirname(path), num_classes)
       break
+  from fastbert_tf.data import tokenizer  # pylint: disable=g-import-not-at-top
   predictor = cls(classify, num_classes, int(probe["exit_layer"][0]),
                   float(probe["flops"][0]), text_pair, labels, version_dir,
-                  batch_size)
+                  batch_size,
+                  empty_texts=tokenizer.export_text_rule(loaded, version_dir))
   predictor.loaded = loaded
   return predictor
 

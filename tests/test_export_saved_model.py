@@ -163,6 +163,24 @@ def test_bad_requests_are_invalid_argument_naming_the_input(loaded, change,
     loaded.signatures["predict_ids"](**tensors)
 
 
+@pytest.mark.parametrize("texts,index", [
+    (["a", ""], 1), ([" \t"], 0),
+    # Issue 21, reproduction 3: answered from [CLS] [SEP] before.
+    (["\u200b\u200d", "a"], 0), (["a", "b", "\x01\x7f"], 2),
+    (["\u200e\u202e"], 0), (["a", "\u0301\u0308"], 1),
+])
+def test_text_signature_refuses_texts_empty_to_the_tokenizer(loaded, texts,
+                                                             index):
+  for name in ("serving_default", "predict_text"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"text\W+ is empty to the tokenizer.*"
+                       rf"at indices\] \[{index}\]"):
+      loaded.signatures[name](text=tf.constant(texts),
+                              speed=tf.constant(0.5))
+  lengths = loaded.content_lengths(tf.constant(texts)).numpy()
+  assert lengths[index] == 0 and (np.delete(lengths, index) > 0).all()
+
+
 def test_pair_model_text_signature_takes_text_b(tmp_path):
   model = testing.tiny_model(seed=3, sharpen=8.0, dropout=0.0)
   encoder = TextEncoder(testing.TINY_VOCAB, 16, text_pair=True)

@@ -89,7 +89,10 @@ def test_jsonl_ids_names_and_own_speeds(predictor, tmp_path):
 
 @pytest.mark.parametrize("content,message", [
     ("a\n\nb\n", "in.txt:2: blank line"),
-    ("a\n   \nb\n", "in.txt:2: text_a is empty or whitespace-only"),
+    ("a\n   \nb\n", "in.txt:2: text_a is empty to the tokenizer"),
+    # Issue 21, reproduction 3: invisible-only lines were answered.
+    ("a\n\u200b\u200b\nb\n", "in.txt:2: text_a is empty to the tokenizer"),
+    ("a\nb\n\x01\u200e\u202e\u0301\n", "in.txt:3: text_a is empty to the"),
     (b"a\n\xff\n", "in.txt:2: invalid UTF-8 at byte 0"),
 ])
 def test_bad_line_stops_with_its_line(predictor, tmp_path, content, message):
@@ -109,6 +112,16 @@ def test_skip_bad_rows_reports_and_goes_on(predictor, tmp_path):
   assert totals.skipped == 2
   assert "in.tsv:3: label 9 out of range" in log
   assert "in.tsv:4: wrong column count: found 1, expected 2" in log
+
+
+def test_skip_bad_rows_skips_invisible_only_lines(predictor, tmp_path):
+  (tmp_path / "in.jsonl").write_text(
+      '{"text": "a"}\n{"text": "\\u200b\\u202e"}\n{"text": "b"}\n')
+  totals, lines, log = _classify(predictor, tmp_path / "in.jsonl", "jsonl",
+                                 skip=True)
+  assert [json.loads(l)["line"] for l in lines] == [1, 3]
+  assert totals.skipped == 1
+  assert "in.jsonl:2: text is empty to the tokenizer" in log
 
 
 @pytest.mark.parametrize("fmt,line,message", [

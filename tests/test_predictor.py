@@ -222,7 +222,12 @@ def test_pair_model_takes_text_b(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(texts=["a", " "]), r"texts\[1\] is empty or whitespace-only"),
+    (dict(texts=["a", " "]), r"texts\[1\] is empty to the tokenizer"),
+    # Issue 21, reproduction 3: invisible-only texts were answered.
+    (dict(texts=["a", "\u200b\u200b"]), r"texts\[1\] is empty to the tok"),
+    (dict(texts=["\x01\x02", "a"]), r"texts\[0\] is empty to the tok"),
+    (dict(texts=["a", "b", "\u200e\u202e"]), r"texts\[2\] is empty to the"),
+    (dict(texts=["\u0301\u0301"]), r"texts\[0\] is empty to the tok"),
     (dict(texts=["a", 3]), r"texts\[1\] must be a str, got int"),
     (dict(texts=["a"], speed=1.5), r"speed\[0\] must be a number in \[0, 1\]"),
     (dict(texts=["a", "b"], speed=[0.1, float("nan")]),
@@ -234,6 +239,12 @@ def test_pair_model_takes_text_b(tmp_path):
 def test_bad_input_is_named(predictor, kwargs, message):
   with pytest.raises(ValueError, match=message):
     predictor.predict(**kwargs)
+
+
+def test_export_refuses_invisible_only_text(export_base):
+  predictor = Predictor.load(export_base)
+  with pytest.raises(ValueError, match=r"texts\[1\] is empty to the tok"):
+    predictor.predict(["a", "\u200b\u200e\u0301"])
 
 
 def test_empty_input_gives_empty_predictions(predictor):

@@ -95,6 +95,23 @@ def test_bad_row_stops_with_path_and_line(tmp_path):
   assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("text", ["\u200b\x01\u200e\u202e",
+                                  "\u0301\u0301"])
+def test_invisible_only_text_stops_with_path_and_line(tmp_path, text):
+  # Issue 21, reproduction 3: such rows trained with no warning.
+  rows = testing.letter_task(6)
+  testing.write_tsv(tmp_path / "train.tsv", rows[:3] + [(1, text)] + rows[3:])
+  for split in ("dev", "test"):
+    testing.write_tsv(tmp_path / f"{split}.tsv", rows)
+  result = _train(f"--data={tmp_path}", f"--model_dir={tmp_path / 'm'}",
+                  "--preset=test_tiny", "--vocab_size=40",
+                  "--max_seq_length=16")
+  assert result.returncode != 0
+  assert f"{tmp_path / 'train.tsv'}:5: text_a is empty to the tokenizer" in (
+      result.stderr)
+  assert "Traceback" not in result.stderr
+
+
 def test_pair_distill_data_for_a_single_text_task_fails_before_training(
     data_dir, tmp_path):
   pairs = tmp_path / "pairs.tsv"

@@ -1,5 +1,6 @@
 """What every example source shares: the dataset type, its errors and the
-row checks (label range, non-empty text, UTF-8) with their bookkeeping.
+row checks (label range, UTF-8, and after the tokenizer is known the text
+rule: `refuse_empty_texts`) with their bookkeeping.
 
 `sources` (TSV, plain text), `tfds_source` and `quickstart` build their
 TextDatasets through `Collector`, so a bad row reads the same everywhere:
@@ -119,10 +120,62 @@ def check_label(label, num_classes):
   return label
 
 
-def check_text(name, text):
-  if not text.strip():
-    raise RowError(f"{name} is empty or whitespace-only: {show(text)}")
-  return text
+# The text rule's wording, shared by every path that applies it. What is
+# empty is decided by the tokenizer (data.tokenizer.Encoder.empty_texts):
+# a text is empty when it yields no token besides the framing.
+EMPTY_TEXT = ("is empty to the tokenizer: it yields no token besides "
+              "[CLS]/[SEP] (blank, or only invisible, control, bidi or "
+              "combining characters); expected a letter, digit or symbol")
+
+
+def empty_text_message(name, text):
+  """`name is empty to the tokenizer ...: 'text'`, one line."""
+  return f"{name} {EMPTY_TEXT}: {show(text)}"
+
+
+def refuse_empty_texts(data, encoder, skip_bad_rows=False,
+                       max_bad_rows="1%"):
+  """Applies the text rule to a loaded dataset: the examples `encoder`
+  finds empty (data.tokenizer.Encoder.empty_texts) become bad rows,
+  reported like every other (`path:line: text_a is empty ...`).
+
+  Args:
+    data: TextDataset.
+    encoder: a data.tokenizer.Encoder (the run's or the model's).
+    skip_bad_rows, max_bad_rows: as for the loaders; the rows the loader
+      already skipped count towards max_bad_rows.
+
+  Returns:
+    TextDataset without the empty examples (data itself when none is).
+
+  Raises:
+    DataError: the first empty example (without skip_bad_rows), more bad
+      rows than max_bad_rows allows, or no example left.
+  """
+  empty_a = encoder.empty_texts(data.texts_a)
+  empty_b = (encoder.empty_texts(data.texts_b) if data.is_pair else
+             np.zeros_like(empty_a))
+  if not (empty_a.any() or empty_b.any()):
+    return data
+  rows = Collector(data.source, data.is_pair, None, skip_bad_rows,
+                   max_bad_rows)
+  rows.skipped = list(data.skipped)
+  labels = data.labels if data.labels is not None else [None] * len(data)
+  for i, label in enumerate(labels):
+    a = data.texts_a[i]
+    b = data.texts_b[i] if data.is_pair else None
+    reason = (empty_text_message("text_a", a) if empty_a[i] else
+              empty_text_message("text_b", b) if empty_b[i] else None)
+
+    def parse(label=label, a=a, b=b, reason=reason):
+      if reason:
+        raise RowError(reason)
+      return label, a, b
+    rows.add(data.lines[i] if data.lines is not None else i + 1, parse)
+  rows.skipped.sort(key=lambda r: r.line)
+  out = rows.finish(data.source, labelled=data.labels is not None)
+  return dataclasses.replace(out, lines=out.lines if data.lines is not None
+                             else None)
 
 
 def parse_max_bad_rows(value):

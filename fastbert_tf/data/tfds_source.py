@@ -10,7 +10,6 @@ from absl import logging
 from fastbert_tf.data.rows import DataError
 # Shared row checks, so tfds examples are held to the TSV rules.
 from fastbert_tf.data.rows import check_label
-from fastbert_tf.data.rows import check_text
 from fastbert_tf.data.rows import Collector
 from fastbert_tf.data.rows import decode
 
@@ -83,7 +82,7 @@ def load_tfds(name, split, num_classes=None, skip_bad_rows=False,
                    max_bad_rows)
   for number, ex in enumerate(examples, start=1):
     def parse(ex=ex):
-      texts = [check_text(k, decode(ex[k])) for k in (key_a, key_b) if k]
+      texts = [decode(ex[k]) for k in (key_a, key_b) if k]
       label = -1 if unlabeled else check_label(int(ex["label"]), num_classes)
       return label, texts[0], texts[1] if key_b else None
     rows.add(number, parse)

@@ -21,11 +21,20 @@ corpus uses, in model-row order) maps every tokenizer id to its model row
 after tokenizing, and every id it did not keep to the row of the unknown
 token; the model's embedding table then has `len(kept_ids)` rows, and the
 text signature still answers any text.
+
+The text rule (the one definition of an empty text, for training,
+evaluation, predict, the Predictor, the SavedModel and the server): a text
+is empty when, after the tokenizer's own normalisation, it yields no token
+besides the framing and the text prefix (`Encoder.content_lengths` == 0,
+`Encoder.empty_texts`). Blank text is empty, and so is text of only
+zero-width, control, bidi or (lower-casing WordPiece) combining characters:
+the model would answer it from [CLS] [SEP] alone.
 """
 
 import json
 import os
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -187,6 +196,37 @@ class Encoder(tf.Module):
       len_a, len_b = packing.truncate_pair(
           len_a, len_b, cap - self._framing.specials(pair=True))
     return packing.pack(a, len_a, b, len_b, self._framing, self.special_ids())
+
+  def content_lengths(self, texts):
+    """The text rule's measure: tokens each text yields besides the framing
+    and the text prefix, after the tokenizer's normalisation. In-graph (the
+    SavedModel's text signature and its `content_lengths` function).
+
+    Args:
+      texts: string [batch], UTF-8.
+
+    Returns:
+      int32 [batch]; 0 means the text is empty.
+    """
+    return tf.cast(self._pieces(texts).row_lengths(), tf.int32)
+
+  def empty_texts(self, texts, batch_size=1024):
+    """The text rule, for Python callers: which texts are empty.
+
+    Args:
+      texts: sequence of n str (or UTF-8 bytes).
+      batch_size: int, texts tokenized at a time.
+
+    Returns:
+      bool numpy [n], True where content_lengths is 0.
+    """
+    texts = list(texts)
+    out = np.zeros(len(texts), bool)
+    for start in range(0, len(texts), batch_size):
+      chunk = tf.constant(texts[start:start + batch_size], tf.string)
+      out[start:start + len(texts[start:start + batch_size])] = (
+          self.content_lengths(chunk).numpy() == 0)
+    return out
 
   def full_lengths(self, text_a, text_b=None):
     """Tokens each sample would need without truncation, specials included.
@@ -405,6 +445,21 @@ class SentencePieceEncoder(Encoder):
     path = os.path.join(model_dir, SENTENCEPIECE_FILE)
     with tf.io.gfile.GFile(path, "wb") as f:
       f.write(self.model_proto)
+
+
+def export_text_rule(loaded, source):
+  """The text rule of a loaded SavedModel: callable(list of n str) -> bool
+  [n] from its `content_lengths` function (export_module). Exports written
+  before the rule have none: for them only blank texts can be told (a
+  warning says so; re-export to refuse invisible-only text too)."""
+  function = getattr(loaded, "content_lengths", None)
+  if function is None:
+    logging.warning("%s: this export predates the text rule (no "
+                    "content_lengths function); only blank texts are "
+                    "refused: re-export it", source)
+    return lambda texts: np.array([not t.strip() for t in texts], bool)
+  return lambda texts: function(tf.constant(
+      list(texts), tf.string, shape=[len(texts)])).numpy() == 0
 
 
 ENCODERS = {cls.TYPE: cls for cls in (TextEncoder, SentencePieceEncoder)}

@@ -74,6 +74,8 @@ def _one_pass(cfg, model, encoder, criterion, split):
   from fastbert_tf.inference import sweep  # pylint: disable=g-import-not-at-top
   data = sources.load_split(cfg.data, split, model.num_classes,
                             cfg.skip_bad_rows)
+  from fastbert_tf.data import rows  # pylint: disable=g-import-not-at-top
+  data = rows.refuse_empty_texts(data, encoder, cfg.skip_bad_rows)
   if cfg.max_samples and cfg.max_samples < len(data):
     logging.info("Using the first %d of %d %s examples (--max_samples).",
                  cfg.max_samples, len(data), split)

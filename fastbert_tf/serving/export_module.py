@@ -12,6 +12,10 @@ clients), declared with unknown rank so one signature takes both.
 Each returns per sample: `probabilities` float32 [batch, num_classes],
 `label` int32, `exit_layer` int32 (1-based), `uncertainty` float32,
 `flops` float32 (paper unit).
+The text signatures refuse (InvalidArgument) a text the tokenizer finds
+empty (the text rule, data/tokenizer.py); the module's `content_lengths`
+function (string [batch] -> int32 [batch], no signature) lets the local
+server and the Predictor apply the same rule before running the model.
 
 The module tracks the model's variables, never the Keras model itself: a
 SavedModel holding a Keras 3 model fails in the TF1 / C++ loader that
@@ -20,6 +24,7 @@ TF Serving uses (TF_NOTES trap 2). Weights are stored once.
 
 import tensorflow as tf
 
+from fastbert_tf.data import rows
 from fastbert_tf.inference import criteria
 from fastbert_tf.inference import early_exit
 from fastbert_tf.inference import single_text
@@ -86,15 +91,19 @@ class ServingModule(tf.Module):
             tf.TensorSpec([None, None], tf.int32, name=n) for n in ID_INPUTS
         ] + [speed])
     text = tf.TensorSpec([None], tf.string, name="text")
+    self.content_lengths = tf.function(encoder.content_lengths,
+                                       input_signature=[text])
     if self.text_pair:
       text_b = tf.TensorSpec([None], tf.string, name="text_b")
       self.predict_text = tf.function(
-          lambda text, text_b, speed: classify(**encoder(text, text_b),
-                                               speed=speed),
+          lambda text, text_b, speed: classify(
+              **encoder(*_refuse_empty(encoder, text=text, text_b=text_b)),
+              speed=speed),
           input_signature=[text, text_b, speed])
     else:
       self.predict_text = tf.function(
-          lambda text, speed: classify(**encoder(text), speed=speed),
+          lambda text, speed: classify(
+              **encoder(*_refuse_empty(encoder, text=text)), speed=speed),
           input_signature=[text, speed])
 
   def signatures(self):
@@ -102,6 +111,20 @@ class ServingModule(tf.Module):
     text = self.predict_text.get_concrete_function()
     return {DEFAULT_SIGNATURE: text, SIGNATURE_TEXT: text,
             SIGNATURE_IDS: self.predict_ids.get_concrete_function()}
+
+
+def _refuse_empty(encoder, **texts):
+  """The texts, gated by the text rule: InvalidArgument naming the input
+  and the indices of its empty texts (answered from [CLS] [SEP] alone,
+  they would be noise)."""
+  out = []
+  for name, text in texts.items():
+    empty = tf.where(encoder.content_lengths(text) <= 0)[:, 0]
+    check = tf.debugging.Assert(tf.equal(tf.size(empty), 0), [
+        f"input '{name}' {rows.EMPTY_TEXT}; at indices", empty])
+    with tf.control_dependencies([check]):
+      out.append(tf.identity(text))
+  return out
 
 
 def _input_checks(token_ids, segment_ids, padding_mask, speed,

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops; trap 5)
 from tensorflow.core.protobuf import saved_model_pb2
 
+from fastbert_tf.data import tokenizer
 from fastbert_tf.serving import batching
 from fastbert_tf.serving import protos
 from fastbert_tf.serving import validation
@@ -39,6 +40,7 @@ class Servable:
     self.path = path
     self.signature_defs = dict(read_signature_defs(path))
     self.loaded = tf.saved_model.load(path)
+    self.empty_texts = tokenizer.export_text_rule(self.loaded, path)
     self._functions = dict(self.loaded.signatures)
     # export_module saves one text function under both keys; calling it
     # through one wrapper saves the second instantiation (seconds of graph
@@ -82,7 +84,7 @@ class Servable:
           f"{sorted(signature_def.outputs)}")
     note.update(validation.describe(request.inputs))  # for the log, first
     arrays = validation.validate_inputs(name, signature_def, request.inputs,
-                                        limits)
+                                        limits, self.empty_texts)
     note["speed"] = arrays[validation.SPEED]
     results = self.run(name, arrays)
     response = _PB.predict_pb2.PredictResponse()

@@ -1,5 +1,6 @@
 """Request checks of the local server: the SignatureDef contract, the
-serving limits, and the input rules training applies.
+serving limits, and the input rules training applies (the text rule:
+a text the model's tokenizer finds empty is refused, data/tokenizer.py).
 
 Everything here runs before any TensorFlow work, on the declared shapes
 first and the values second, so an oversized or malformed request costs
@@ -13,6 +14,7 @@ import math
 import grpc
 import numpy as np
 
+from fastbert_tf.data import rows
 from fastbert_tf.serving import protos
 
 SPEED = "speed"
@@ -52,7 +54,8 @@ class RequestLimits:
                          f"{getattr(self, field.name)}")
 
 
-def validate_inputs(signature_name, signature_def, inputs, limits):
+def validate_inputs(signature_name, signature_def, inputs, limits,
+                    empty_texts):
   """Checks request tensors against a SignatureDef and the limits.
 
   Args:
@@ -60,6 +63,9 @@ def validate_inputs(signature_name, signature_def, inputs, limits):
     signature_def: SignatureDef proto of the signature asked for.
     inputs: mapping str -> TensorProto (PredictRequest.inputs).
     limits: RequestLimits.
+    empty_texts: the text rule of the served model: callable(list of n
+      str) -> bool [n], True for a text its tokenizer finds empty
+      (Servable.empty_texts).
 
   Returns:
     dict str -> np.ndarray, one per signature input (strings as bytes;
@@ -98,7 +104,7 @@ def validate_inputs(signature_name, signature_def, inputs, limits):
     except ValueError as e:
       raise invalid(str(e)) from None
   _check_speed_values(arrays[SPEED])
-  _check_texts(arrays, limits)
+  _check_texts(arrays, limits, empty_texts)
   if "padding_mask" in arrays:
     _check_padding_mask(arrays["padding_mask"])
   return arrays
@@ -169,12 +175,13 @@ def _check_speed_values(speed):
                   f"{float(speed.reshape(-1)[index])}")
 
 
-def _check_texts(arrays, limits):
-  """UTF-8, not empty or whitespace-only (training's rule), lengths."""
+def _check_texts(arrays, limits, empty_texts):
+  """UTF-8, lengths, and not empty (the text rule, training's)."""
   total = 0
   for name in TEXT_INPUTS:
     if name not in arrays:
       continue
+    texts = []
     for i, value in enumerate(arrays[name].reshape(-1)):
       # Bytes bound characters from above: cheap before decoding.
       if len(value) > 4 * limits.max_text_chars + 4:
@@ -187,11 +194,15 @@ def _check_texts(arrays, limits):
       if len(text) > limits.max_text_chars:
         raise invalid(_too_long(name, i, f"{len(text):,} characters",
                                 limits))
-      if not text.strip():
-        raise invalid(f"input '{name}'[{i}] is empty or whitespace-only "
-                      f"({text!r}); send text with at least one visible "
-                      "character, as training requires")
+      texts.append(text)
       total += len(text)
+    if total > limits.max_request_chars:
+      break  # the tokenizer is not run over an oversized request
+    empty = np.flatnonzero(np.asarray(empty_texts(texts), bool))
+    if empty.size:
+      i = int(empty[0])
+      raise invalid(rows.empty_text_message(f"input '{name}'[{i}]",
+                                            texts[i]))
   if total > limits.max_request_chars:
     raise protos.ServingError(
         RESOURCE_EXHAUSTED, f"the request's texts hold {total:,} characters;"

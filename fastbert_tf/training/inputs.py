@@ -8,6 +8,7 @@ from absl import logging
 
 from fastbert_tf.data import labels as labels_lib
 from fastbert_tf.data import pipeline
+from fastbert_tf.data import rows
 from fastbert_tf.data import sources
 from fastbert_tf.data.rows import DataError
 
@@ -52,6 +53,21 @@ def load(cfg):
   if cfg.phase in ("all", "distill"):
     distill = load_distill_data(cfg, splits["train"])
   return RunData(splits, label_set, distill)
+
+
+def apply_text_rule(cfg, run_data, encoder):
+  """RunData with every split's (and phase 2's) empty texts refused: an
+  error naming file and line, or under --skip_bad_rows skipped and counted.
+  Runs once the encoder is known: what is empty is the tokenizer's call."""
+  check = lambda d: rows.refuse_empty_texts(d, encoder, cfg.skip_bad_rows,
+                                            cfg.max_bad_rows)
+  splits = {name: check(d) for name, d in run_data.splits.items()}
+  distill = run_data.distill
+  if distill is run_data.splits["train"]:
+    distill = splits["train"]
+  elif distill is not None:
+    distill = check(distill)
+  return RunData(splits, run_data.label_set, distill)
 
 
 def load_distill_data(cfg, train):

@@ -114,6 +114,7 @@ def _run_training(cfg, strategy, run, flags_text):
     arch = build.base_architecture(cfg, info)
   with strategy.scope():
     model, encoder = _model_and_encoder(cfg, run, mode, data, info, arch)
+  data = inputs.apply_text_rule(cfg, data, encoder)
   # Everything is checked: from here on the run writes into .run/.
   run.begin(fingerprint)
   if cfg.phase in UPDATING_PHASES and mode == "fresh":
