@@ -7,6 +7,7 @@ no deadline (the first call traces TensorFlow functions).
 """
 
 import json
+import sys
 
 import grpc
 from hypothesis import given
@@ -221,3 +222,7 @@ def test_sentencepiece_exports_apply_their_own_tokenizer(encoders):
   encoder = encoders["sentencepiece"]
   assert encoder.empty_texts(["", "   "]).all()
   assert not encoder.empty_texts(["这本书"]).any()
+
+
+if __name__ == "__main__":
+  sys.exit(pytest.main([__file__, "-q"]))
