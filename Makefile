@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup quickstart quickstart-pretrained test test-beam bazel-test clean-runs
+.PHONY: setup quickstart quickstart-pretrained test test-quick test-beam bazel-test clean-runs
 
 setup: $(STAMP)
 
@@ -25,6 +25,11 @@ quickstart-pretrained: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q
+
+# The quick tier: every test but those marked `large` (they train, export
+# or serve models; Bazel tags the same files heavy).
+test-quick: $(STAMP)
+	$(PY) -m pytest tests -q -m "not large"
 
 clean-runs:
 	rm -rf runs

@@ -19,6 +19,9 @@ from fastbert_tf.testing import numpy_bert
 from fastbert_tf.testing import sentencepiece_models as sp_models
 from fastbert_tf.testing.e5s1_writer import write_e5s1
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 pytest.importorskip("sentencepiece")
 SPECIAL = dict(bos=0, pad=1, eos=2, unk=3)
 NORMALIZATION = {"Ａ": "A", "！": "!", "\u00a0": " "}

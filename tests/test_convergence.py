@@ -25,6 +25,9 @@ from fastbert_tf.data.sources import TextDataset
 from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.models import phases
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 STEPS_PER_EPOCH = 16  # 256 training texts, batch 16
 PHASE1_EPOCHS = 6     # 96 steps
 PHASE2_EPOCHS = 4     # 64 steps

@@ -22,6 +22,9 @@ from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.models import saving
 from fastbert_tf.serving import export
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TEXTS = ["a b z", "c", "z z z d e", "好 书", "q r s t u v w x y"]

@@ -16,6 +16,9 @@ from fastbert_tf.inference import criteria
 from fastbert_tf.serving import export
 from fastbert_tf.serving import tflite
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -133,14 +136,14 @@ def test_dynamic_quantization_still_exits(saved_model, tmp_path):
 
 
 def _text_batch(n, seed):
-  """n random texts over the tiny vocab (letters, CJK, unknown characters,
-  the empty string), of very different lengths, some truncated at 16."""
+  """n random texts over the tiny vocab (letters, CJK, unknown characters),
+  of very different lengths, some truncated at 16. (No empty text: the
+  text signatures refuse it, fastbert_tf/data/tokenizer.py's rule.)"""
   rng = np.random.default_rng(seed)
   chars = list("abcdefghijklmnopqrstuvwxyz") + ["好", "书", "差", "é", "?"]
-  texts = ["".join(rng.choice(chars, size=rng.integers(1, 6))) + " " +
-           " ".join(rng.choice(chars, size=rng.integers(0, 20)))
-           for _ in range(n - 1)]
-  return texts + [""]
+  return ["".join(rng.choice(chars, size=rng.integers(1, 6))) + " " +
+          " ".join(rng.choice(chars, size=rng.integers(0, 20)))
+          for _ in range(n)]
 
 
 @pytest.fixture(scope="module",
@@ -165,7 +168,7 @@ def text_models(request, tmp_path_factory):
     content = tflite.convert(path, variant="text")
     return path, tflite.LiteRTRunner(content), content
   # Seeds chosen so that speed 0.3 mixes exit layers in every variant.
-  model = testing.tiny_model(seed=13 if uer else 5, sharpen=8.0, dropout=0.0,
+  model = testing.tiny_model(seed=7 if uer else 5, sharpen=8.0, dropout=0.0,
                              num_segments=3 if uer else 2)
   encoder = TextEncoder(testing.TINY_VOCAB, 16, text_pair=text_pair,
                         input_format=input_format)

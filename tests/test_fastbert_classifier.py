@@ -12,6 +12,9 @@ from fastbert_tf.models import saving
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
 from fastbert_tf.testing import layer_tests
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 
 def test_sublayer_names_are_stable():
   model = testing.tiny_model()

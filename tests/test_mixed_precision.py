@@ -19,6 +19,9 @@ from fastbert_tf.inference import sweep
 from fastbert_tf.models import phases
 from fastbert_tf.models import saving
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 MIXED = ("mixed_float16", "mixed_bfloat16")
 VOCAB = len(testing.TINY_VOCAB)
 # bfloat16 keeps 8 mantissa bits (~0.4% steps), float16 11.

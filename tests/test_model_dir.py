@@ -13,6 +13,9 @@ from fastbert_tf import testing
 from fastbert_tf.errors import ModelDirError
 from fastbert_tf.models import saving
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ("--preset=test_tiny", "--vocab_size=40", "--max_seq_length=16",
          "--batch_size=8", "--finetune_epochs=1", "--distill_epochs=1",

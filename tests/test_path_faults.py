@@ -18,6 +18,9 @@ from fastbert_tf.serving import export
 from fastbert_tf.testing import filesystems
 from fastbert_tf.testing import saved
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ("--preset=test_tiny", "--vocab_size=40", "--max_seq_length=16",
          "--batch_size=8", "--finetune_epochs=1", "--distill_epochs=1",

@@ -17,6 +17,9 @@ from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.serving import export
 from fastbert_tf.testing import saved
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXTS = list(saved.TEXTS)
 NAMES = ("neg", "neutral", "pos")

@@ -15,6 +15,9 @@ import pytest
 
 from fastbert_tf.testing import saved
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # FASTBERT_README: check another copy (e.g. an edited one) instead.
 README = os.environ.get("FASTBERT_README", os.path.join(ROOT, "README.md"))

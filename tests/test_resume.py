@@ -12,6 +12,9 @@ import pytest
 
 from fastbert_tf import testing
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 64 examples, batch 8: 8 steps per epoch; 2 + 2 epochs; a checkpoint
 # every 3 steps (and at every epoch end).

@@ -29,6 +29,9 @@ from fastbert_tf.serving import client as client_lib
 from fastbert_tf.serving import export
 from fastbert_tf.serving import server as server_lib
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 MODEL = "fastbert"
 VOCAB = len(testing.TINY_VOCAB)
 SEQ = 16  # the encoder's max_seq_length: the fixed width clients pad to

@@ -32,6 +32,9 @@ from fastbert_tf.serving import export
 from fastbert_tf.serving import server as server_lib
 from fastbert_tf.serving import validation
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = "fastbert"
 TEXTS = ["a b z", "c", "z z z d e", "好 书", "q r s t u v w x y"]

@@ -25,6 +25,9 @@ from fastbert_tf.serving import export
 from fastbert_tf.serving import server as server_lib
 from fastbert_tf.serving import versions as versions_lib
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 MODEL = "fastbert"
 TEXTS = ["a b z", "c", "好 书"]
 DEADLINE = 30.0

@@ -21,6 +21,9 @@ from fastbert_tf.models import saving
 from fastbert_tf.serving import export
 from fastbert_tf.serving import tflite
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEEDS = (0.0, 0.3, 0.6, 1.0)
 BUCKETS = (4, 8, 16)

@@ -24,6 +24,9 @@ from fastbert_tf.models import saving
 from fastbert_tf.reporting import paper_results
 from fastbert_tf.reporting import plots
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEEDS = (0.0, 0.05, 0.3, 0.5, 0.7, 0.95, 1.0)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -10,6 +10,9 @@ import pytest
 from fastbert_tf import testing
 from fastbert_tf.data import sources
 
+# Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
+pytestmark = pytest.mark.large
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
