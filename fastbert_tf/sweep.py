@@ -109,4 +109,9 @@ def run():
 
 
 if __name__ == "__main__":
+  # `python -m` is documented as the same as the console script: quiet
+  # TensorFlow's C++ logs (the no-GPU cuInit error) before anything imports
+  # TensorFlow.
+  from fastbert_tf import cli  # pylint: disable=g-import-not-at-top
+  cli.quiet_tensorflow_logs()
   run()
