@@ -104,7 +104,7 @@ def test_model_dir_that_is_a_file_is_named(data_dir, tmp_path):
   path = tmp_path / "model"
   path.write_text("not a directory\n")
   result = _cli(f"--data={data_dir}", f"--model_dir={path}", *FLAGS)
-  _assert_one_line_error(result, f"{path}: not a directory")
+  _assert_one_line_error(result, f"{path}: is a file; expected a directory")
   assert path.read_text() == "not a directory\n"
 
 
