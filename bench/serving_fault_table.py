@@ -4,7 +4,6 @@ Most are one row of a table (a request and the error it must get); valid
 edge cases must get the SavedModel's own answer.
 """
 
-import random
 
 import numpy as np
 
@@ -12,6 +11,7 @@ from bench.serving_fault_kinds import (EXHAUSTED, INVALID, NOT_FOUND, PB,
                                        TEXTS, expect_answer, expect_error,
                                        request)
 from fastbert_tf.serving import protos
+from fastbert_tf.testing import invisible_text as invisible
 
 import grpc  # pylint: disable=g-bad-import-order
 
@@ -287,18 +287,10 @@ _VALID = [
 # TEXT class (issue 21): for each text entry point, generated texts of
 # invisible characters by class are refused naming the index; one letter
 # among them is answered.
-_TEXT_CLASSES = {
-    "zero_width": "\u200b\u200c\u200d\u2060\ufeff",
-    "control": "\x01\x02\x07\x1b\x7f",
-    "bidi": "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2069",
-    "combining": "\u0300\u0301\u0308\u0327\u036f",
-}
-_TEXT_CLASSES["mixed"] = "".join(_TEXT_CLASSES.values())
+_TEXT_CLASSES = invisible.CLASSES
 
 
-def _invisible(alphabet, seed, length=6):
-  rng = random.Random(seed)
-  return "".join(rng.choice(alphabet) for _ in range(length))
+_invisible = invisible.invisible_text
 
 
 _TEXT_ROWS = [

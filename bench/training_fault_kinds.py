@@ -9,7 +9,6 @@ from a pristine copy after every kind) and the verdict helpers.
 
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import sys
 import time
 
 from fastbert_tf import testing
+from fastbert_tf.testing import invisible_text as invisible
 from fastbert_tf.models import saving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -233,19 +233,10 @@ def data_empty_text(ctx):
 # TEXT class (issue 21): texts empty to the tokenizer, by character class,
 # generated (seeded) rather than listed; each must stop the run naming the
 # line, like the blank text above.
-TEXT_CLASSES = {
-    "zero_width": "\u200b\u200c\u200d\u2060\ufeff",
-    "control": "\x01\x02\x07\x1b\x7f",
-    "bidi": "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2069",
-    "combining": "\u0300\u0301\u0308\u0327\u036f",
-}
-TEXT_CLASSES["mixed"] = "".join(TEXT_CLASSES.values())
+TEXT_CLASSES = invisible.CLASSES
 
 
-def invisible_text(alphabet, seed, length=6):
-  """A seeded text of `length` characters drawn from `alphabet`."""
-  rng = random.Random(seed)
-  return "".join(rng.choice(alphabet) for _ in range(length))
+invisible_text = invisible.invisible_text
 
 
 def _invisible_text_kind(name, alphabet):
