@@ -172,10 +172,19 @@ def run_dataset(name):
   if "sweep" not in FLAGS.stages:
     return None
   _stage(stages, "sweep", sweep, log)
-  return _record(name, folder, model_dir, out_dir, stages)
+  return _record(name, folder, model_dir, out_dir, stages, cfg)
 
 
-def _record(name, folder, model_dir, out_dir, stages):
+def _train_texts(cfg):
+  """Training rows the run used: the train.tsv's rows, capped by
+  --max_train_samples (0 = all)."""
+  with open(os.path.join(cfg["data"], "train.tsv"), encoding="utf-8") as f:
+    rows = sum(1 for line in f if line.strip()) - 1  # the header line
+  cap = int(cfg.get("max_train_samples", 0))
+  return min(rows, cap) if cap else rows
+
+
+def _record(name, folder, model_dir, out_dir, stages, cfg):
   with open(os.path.join(out_dir, "sweep.json"), encoding="utf-8") as f:
     sweep = json.load(f)
   with open(os.path.join(model_dir, "results.json"), encoding="utf-8") as f:
@@ -183,7 +192,7 @@ def _record(name, folder, model_dir, out_dir, stages):
   curve = [dict(speed=p["speed"], accuracy=p["accuracy"],
                 speedup=p["speedup"], mean_exit_layer=p["mean_exit_layer"])
            for p in sweep["speeds"]]
-  train_texts = results.get("num_examples", {}).get("train")
+  train_texts = _train_texts(cfg)
   return common.record(
       dataset=folder, config=name, variant=FLAGS.variant or "paper",
       backbone=BACKBONE, num_layers=sweep["num_layers"],
