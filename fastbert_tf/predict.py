@@ -200,19 +200,20 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from fastbert_tf import prediction_io as io  # pylint: disable=g-import-not-at-top
+  from fastbert_tf import errors  # pylint: disable=g-import-not-at-top
+  from fastbert_tf import paths  # pylint: disable=g-import-not-at-top
+  try:
+    # Before the model loads: --output=--input would replace the texts.
+    # And before the formats: a missing file is the first thing to say.
+    paths.check_paths(path_args(FLAGS), own_model_dirs=[FLAGS.model_dir])
+  except errors.UserError as e:
+    sys.exit(f"error: {errors.one_line(e)}")
   try:
     in_fmt = io.format_of(FLAGS.input, FLAGS.input_format)
     out_fmt = io.format_of("x.jsonl" if FLAGS.output == "-" else FLAGS.output,
                            FLAGS.output_format, io.OUTPUT_FORMATS)
   except ValueError as e:
-    raise app.UsageError(str(e)) from None
-  from fastbert_tf import errors  # pylint: disable=g-import-not-at-top
-  from fastbert_tf import paths  # pylint: disable=g-import-not-at-top
-  try:
-    # Before the model loads: --output=--input would replace the texts.
-    paths.check_paths(path_args(FLAGS), own_model_dirs=[FLAGS.model_dir])
-  except errors.UserError as e:
-    sys.exit(f"error: {errors.one_line(e)}")
+    sys.exit(f"error: {e}")
   from fastbert_tf.predictor import Predictor  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   try:

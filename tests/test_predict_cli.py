@@ -174,6 +174,23 @@ def _cli(*args):
                         timeout=600)
 
 
+def test_missing_input_and_unknown_format_are_one_line(model_dir, tmp_path):
+  """A missing --input is named first (not its extension), and an unknown
+  extension is one `error:` line, not a usage message with every flag."""
+  missing = _cli(f"--model_dir={model_dir}",
+                 f"--input={tmp_path / 'nonexistent'}",
+                 f"--output={tmp_path / 'a.jsonl'}")
+  assert missing.returncode == 1
+  lines = [l for l in missing.stderr.splitlines() if l.startswith("error: ")]
+  assert len(lines) == 1 and "does not exist" in lines[0], missing.stderr[-800:]
+  (tmp_path / "texts.csv").write_text("a\n")
+  csv = _cli(f"--model_dir={model_dir}", f"--input={tmp_path / 'texts.csv'}",
+             f"--output={tmp_path / 'a.jsonl'}")
+  assert csv.returncode == 1
+  assert "cannot tell the format" in csv.stderr
+  assert "--batch_size" not in csv.stderr, "the whole usage text was printed"
+
+
 def test_command_line_end_to_end(model_dir, tmp_path):
   (tmp_path / "in.tsv").write_text(
       "label\ttext_a\n" + "".join(f"{i % 3}\t{t}\n"
