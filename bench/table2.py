@@ -8,6 +8,8 @@ record the curve, compare with the paper point by point (issue 20).
       --distill_flags=--distill_temperature=0.5  # phase 2 again, same teacher
   python -m bench.table2 --datasets=ag_news --variant=calibrated \
       --variant_phase=calibrate       # exit temperatures on the same model
+  python -m bench.table2 --datasets=ag_news --variant=tuned_exits \
+      --variant_phase=tune_exits      # PABEE-weighted tuning, then phase 2
 
 Run it from a frozen checkout (a `git worktree` of a fixed commit), never
 from a tree being edited: TensorFlow re-reads library source when it traces,
@@ -58,10 +60,14 @@ flags.DEFINE_string("variant", "", "Ablation name: phase 2 again on a copy "
                     "of the finished teacher, with --distill_flags.")
 flags.DEFINE_list("distill_flags", [], "Extra flags of the variant's phase 2 "
                   "(and of its sweep, when they are exit flags).")
-flags.DEFINE_enum("variant_phase", "distill", ["distill", "calibrate"],
+flags.DEFINE_enum("variant_phase", "distill",
+                  ["distill", "calibrate", "tune_exits"],
                   "What the variant runs on the copy: phase 2 again from "
-                  "fresh students, or only --phase=calibrate (same "
-                  "students, exit temperatures fitted on dev).")
+                  "fresh students; only --phase=calibrate (same "
+                  "students, exit temperatures fitted on dev); or "
+                  "--phase=tune_exits (backbone and every exit on the "
+                  "labels, depth-weighted) then phase 2 from the tuned "
+                  "students.")
 flags.DEFINE_list("sweep_flags", [], "Extra flags of the sweep.")
 flags.DEFINE_boolean("table", False, "Print the comparison table of --output "
                      "(and the ablation table) as markdown, draw "
@@ -154,6 +160,12 @@ def run_dataset(name):
       _stage(stages, "calibrate", train + [
           "--phase=calibrate", "--calibrate_exits", *FLAGS.distill_flags],
              log)
+    elif FLAGS.variant_phase == "tune_exits":
+      for stage in ("tune_exits", "distill"):
+        if "distill" in FLAGS.stages:
+          _stage(stages, stage, train + [
+              f"--phase={stage}",
+              *(FLAGS.distill_flags if stage == "distill" else [])], log)
     elif "distill" in FLAGS.stages:
       _stage(stages, "distill", train + [
           "--phase=distill", "--reinit_students", *FLAGS.distill_flags], log)

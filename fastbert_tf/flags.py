@@ -84,12 +84,16 @@ def define_model_flags():
 def define_train_flags():
   _define("string", "model_dir", None, "Output directory (required).")
   _define("enum", "phase", "all",
-          ["all", "finetune", "distill", "joint", "calibrate"],
+          ["all", "finetune", "distill", "joint", "calibrate", "tune_exits"],
           "all = fine-tune then self-distill; distill = phase 2 only, on the "
           "model already in --model_dir; joint = every classifier trained on "
           "the labels at once (the paper's no-self-distillation ablation); "
           "calibrate = no training, fit --calibrate_exits's temperatures on "
-          "the model already in --model_dir.")
+          "the model already in --model_dir; tune_exits = train the model "
+          "already in --model_dir, backbone included, on the labels with "
+          "every exit's loss weighted by its depth (PABEE's weighted mean), "
+          "for --tune_exits_epochs at --finetune_learning_rate; follow it "
+          "with --phase=distill.")
   _define("integer", "batch_size", 32, "Training batch size.")
   _define("integer", "eval_batch_size", 64, "Evaluation batch size.")
   _define("integer", "length_group", 0,
@@ -100,6 +104,7 @@ def define_train_flags():
   _define("integer", "finetune_epochs", 3, "Phase-1 epochs (best dev kept).")
   _define("float", "finetune_learning_rate", 2e-5, "Phase-1 peak rate.")
   _define("integer", "distill_epochs", 5, "Phase-2 epochs.")
+  _define("integer", "tune_exits_epochs", 1, "Epochs of --phase=tune_exits.")
   _define("float", "distill_learning_rate", 2e-4, "Phase-2 peak rate.")
   _define("float", "warmup_fraction", 0.1, "Linear warmup, share of steps.")
   _define("float", "weight_decay", 0.01, "AdamW decoupled weight decay.")

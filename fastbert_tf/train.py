@@ -28,7 +28,8 @@ FLAGS = flags.FLAGS
 
 # Integer flags and their smallest valid value.
 _AT_LEAST = {"batch_size": 1, "eval_batch_size": 1, "finetune_epochs": 0,
-             "distill_epochs": 0, "max_train_samples": 0,
+             "distill_epochs": 0, "tune_exits_epochs": 1,
+             "max_train_samples": 0,
              "max_eval_samples": 0, "checkpoint_every_steps": 0,
              "length_group": 0, "pad_to_multiple_of": 0, "num_gpus": 0,
              "num_classes": 0, "seed": 0, "top_k": 1}

@@ -1,6 +1,8 @@
-"""The two improvements over the paper's recipe (issue 20, item 5):
-per-exit temperature calibration (`--calibrate_exits`, `--phase=calibrate`)
-and a sharper teacher for self-distillation (`--distill_temperature`)."""
+"""The improvements over the paper's recipe (issue 20, item 5): per-exit
+temperature calibration (`--calibrate_exits`, `--phase=calibrate`), a
+sharper teacher for self-distillation (`--distill_temperature`) and
+depth-weighted tuning of every exit, backbone included
+(`--phase=tune_exits`)."""
 
 import json
 import os
@@ -114,6 +116,48 @@ def test_distill_temperature_reaches_the_train_step():
   assert not np.allclose(moved[0], moved[1])
 
 
+def test_tune_exits_weighs_each_exit_by_its_depth():
+  weights = losses.exit_loss_weights("tune_exits", 4)
+  np.testing.assert_allclose(weights, [0.1, 0.2, 0.3, 0.4])
+  assert losses.exit_loss_weights("joint", 3) == [1.0, 1.0, 1.0]
+  with pytest.raises(ValueError, match="finetune"):
+    losses.exit_loss_weights("finetune", 3)
+
+
+def test_tune_exits_loss_is_the_depth_weighted_cross_entropy():
+  """The train step's loss is sum_i i/sum(1..L) * CE_i, not joint's sum."""
+  model = testing.tiny_model(seed=1, dropout=0.0)
+  features = testing.random_inputs(6, 7, len(testing.TINY_VOCAB), seed=0)
+  labels = tf.constant([0, 1, 0, 1, 1, 0])
+  logits = model(features, training=False)
+  per_layer = [losses.cross_entropy(labels, logits[:, i]).numpy()
+               for i in range(model.num_layers)]
+  weights = losses.exit_loss_weights("tune_exits", model.num_layers)
+  expected = sum(w * ce for w, ce in zip(weights, per_layer))
+  for phase, want in (("tune_exits", expected), ("joint", sum(per_layer))):
+    model.phase_config = phases.PhaseConfig(phase)
+    got = model._supervised_losses(features, labels)  # pylint: disable=protected-access
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
+
+
+def test_tune_exits_trains_backbone_teacher_and_students():
+  import keras  # pylint: disable=g-import-not-at-top
+  model = testing.tiny_model(seed=1, dropout=0.0)
+  features = testing.random_inputs(8, 7, len(testing.TINY_VOCAB), seed=0)
+  labels = tf.constant([0, 1] * 4)
+  parts = {"backbone": model.backbone, "teacher": model.teacher,
+           "student_1": model.students[0]}
+  before = {k: [v.numpy().copy() for v in p.trainable_variables]
+            for k, p in parts.items()}
+  model.phase_config = phases.PhaseConfig("tune_exits")
+  model.compile(keras.optimizers.SGD(0.5))
+  model.train_on_batch(features, labels)
+  for name, part in parts.items():
+    after = [v.numpy() for v in part.trainable_variables]
+    assert any(not np.allclose(a, b) for a, b in zip(after, before[name])), (
+        f"{name} did not move in tune_exits")
+
+
 def _model_config(model_dir):
   config = json.loads((model_dir / "config.json").read_text())
   return config.get("config", config)
@@ -156,6 +200,35 @@ def test_cli_calibrates_after_training_and_on_a_finished_model(tmp_path):
   assert refused.returncode != 0
   assert "--distill_temperature is phase 2's" in refused.stderr
 
+
+
+@pytest.mark.large
+def test_cli_tunes_exits_on_a_finished_model_then_distills(tmp_path):
+  (tmp_path / "data").mkdir()
+  data_dir = testing.write_letter_task(tmp_path / "data", train=64, dev=24,
+                                       test=16)
+  model_dir = tmp_path / "model"
+  common = [f"--data={data_dir}", f"--model_dir={model_dir}",
+            "--preset=test_tiny", "--vocab_size=40", "--max_seq_length=16",
+            "--batch_size=8", "--finetune_epochs=1", "--distill_epochs=1",
+            "--finetune_learning_rate=1e-3", "--speeds=0,0.5"]
+  refused = _train(*common, "--phase=tune_exits")
+  assert refused.returncode != 0, "no model to tune yet"
+  assert _train(*common).returncode == 0
+  weights = model_dir / "model.weights.h5"
+  first = weights.read_bytes()
+  result = _train(*common, "--phase=tune_exits", "--tune_exits_epochs=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Phase tune_exits: 2 epochs" in result.stderr
+  assert weights.read_bytes() != first
+  assert "--phase=tune_exits" in (model_dir / "flags_tune_exits.txt"
+                                  ).read_text()
+  assert "--phase=all" in (model_dir / "flags.txt").read_text(), (
+      "phase 1's record was overwritten")
+  manifest = json.loads((model_dir / "MANIFEST.json").read_text())
+  assert "tune_exits" in json.dumps(manifest)
+  result = _train(*common, "--phase=distill")
+  assert result.returncode == 0, result.stderr[-3000:]
 
 if __name__ == "__main__":
   sys.exit(pytest.main([__file__, "-q"]))

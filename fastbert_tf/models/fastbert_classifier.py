@@ -266,15 +266,18 @@ class FastBertClassifier(keras.Model):
     return {"loss": self.loss_tracker.result()}
 
   def _supervised_losses(self, features, labels):
-    """Per-example cross-entropy: the teacher's (finetune) or the sum over
-    every classifier (joint). float32 [batch]."""
+    """Per-example cross-entropy: the teacher's (finetune), the sum over
+    every classifier (joint) or their layer-weighted mean (tune_exits).
+    float32 [batch]."""
     if self.phase_config.phase == "finetune":
       hidden = self.backbone(features, training=True)[-1]
       logits = self.teacher(hidden, features["padding_mask"], training=True)
       return losses.cross_entropy(labels, logits)
     logits = self(features, training=True)
-    return tf.add_n([losses.cross_entropy(labels, logits[:, i])
-                     for i in range(self.num_layers)])
+    weights = losses.exit_loss_weights(self.phase_config.phase,
+                                       self.num_layers)
+    return tf.add_n([w * losses.cross_entropy(labels, logits[:, i])
+                     for i, w in enumerate(weights)])
 
   def _distill_gradients(self, features, sample_weight, variables):
     # The frozen part runs outside the tape: no activations are kept for a

@@ -26,6 +26,33 @@ def cross_entropy(labels, logits):
       labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
 
 
+def exit_loss_weights(phase, num_layers):
+  """The weight of each classifier's cross-entropy in a supervised phase
+  that trains every exit.
+
+  "joint" sums them (the paper's no-self-distillation ablation);
+  "tune_exits" takes PABEE's weighted mean (Zhou et al. 2020), classifier
+  i weighing i / (1 + ... + L): the deep layers, whose features the
+  shallow exits cannot reach, keep most of the pull on the backbone.
+
+  Args:
+    phase: "joint" or "tune_exits".
+    num_layers: int L.
+
+  Returns:
+    list of L Python floats.
+
+  >>> exit_loss_weights("tune_exits", 3)
+  [0.16666666666666666, 0.3333333333333333, 0.5]
+  """
+  if phase == "joint":
+    return [1.0] * num_layers
+  if phase == "tune_exits":
+    total = num_layers * (num_layers + 1) / 2
+    return [i / total for i in range(1, num_layers + 1)]
+  raise ValueError(f"no exit loss weights for phase {phase!r}")
+
+
 def kl_divergence(p_logits, q_logits):
   """Per-example KL(p || q), computed from logits in log space.
 

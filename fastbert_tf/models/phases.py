@@ -10,7 +10,7 @@ import dataclasses
 
 from fastbert_tf.models import losses
 
-PHASES = ("finetune", "distill", "joint")
+PHASES = ("finetune", "distill", "joint", "tune_exits")
 
 
 def check_phase(phase):
@@ -27,7 +27,11 @@ class PhaseConfig:
     phase: "finetune" (backbone + teacher on the labels; the paper's phase
       1), "distill" (students only, taught by the frozen teacher; phase 2)
       or "joint" (every classifier on the labels, everything trains: the
-      paper's "without self-distillation" ablation).
+      paper's "without self-distillation" ablation) or "tune_exits"
+      (everything trains on the labels with the layer-weighted loss of
+      PABEE, Zhou et al. 2020: classifier i weighs i / sum(1..L); run on a
+      fine-tuned model before phase 2, it lets the lower layers learn to
+      serve their exits, which phase 2's frozen backbone cannot).
     kl_direction: "teacher_student" (the authors' code) or
       "student_teacher" (the paper's formula).
     student_reduction: "sum" (the authors') or "mean" over students.

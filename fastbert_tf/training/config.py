@@ -13,7 +13,8 @@ NOT_IN_FINGERPRINT = frozenset({
 
 # Fields added after runs had been started: fingerprinted only when set, so
 # a run begun before they existed still resumes.
-ADDED_LATER = frozenset({"distill_temperature", "calibrate_exits"})
+ADDED_LATER = frozenset({"distill_temperature", "calibrate_exits",
+                         "tune_exits_epochs"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,7 @@ class TrainConfig:
   finetune_epochs: int = 3
   finetune_learning_rate: float = 2e-5
   distill_epochs: int = 5
+  tune_exits_epochs: int = 1
   distill_learning_rate: float = 2e-4
   warmup_fraction: float = 0.1
   weight_decay: float = 0.01

@@ -21,6 +21,7 @@ FLAGS_FILE = "flags.txt"
 # built: its flags go beside flags.txt.
 DISTILL_FLAGS_FILE = "flags_distill.txt"
 CALIBRATE_FLAGS_FILE = "flags_calibrate.txt"
+TUNE_EXITS_FLAGS_FILE = "flags_tune_exits.txt"
 
 
 def evaluate_and_stage(model, encoder, data, cfg, staged, histories,
@@ -57,7 +58,8 @@ def evaluate_and_stage(model, encoder, data, cfg, staged, histories,
     f.write(card)
   if flags_text is not None:
     name = {"distill": DISTILL_FLAGS_FILE,
-            "calibrate": CALIBRATE_FLAGS_FILE}.get(cfg.phase, FLAGS_FILE)
+            "calibrate": CALIBRATE_FLAGS_FILE,
+            "tune_exits": TUNE_EXITS_FLAGS_FILE}.get(cfg.phase, FLAGS_FILE)
     with open(os.path.join(staged, name), "w", encoding="utf-8") as f:
       f.write(flags_text)
   logging.info("Staged %s", path)
@@ -67,7 +69,8 @@ def evaluate_and_stage(model, encoder, data, cfg, staged, histories,
 def _facts(cfg, data, histories, encoder):
   """What the model card says about how the model was made."""
   epochs = {"finetune": cfg.finetune_epochs, "joint": cfg.finetune_epochs,
-            "distill": cfg.distill_epochs}
+            "distill": cfg.distill_epochs,
+            "tune_exits": cfg.tune_exits_epochs}
   return dict(
       name=os.path.basename(os.path.normpath(cfg.model_dir)),
       model_dir=cfg.model_dir, data=cfg.data,

@@ -43,7 +43,7 @@ from fastbert_tf.training.run_dir import RunDir
 
 RESULTS_FILE = results_lib.RESULTS_FILE
 # Phases that change the model already published in --model_dir.
-UPDATING_PHASES = ("distill", "calibrate")
+UPDATING_PHASES = ("distill", "calibrate", "tune_exits")
 
 
 def run_training(cfg, strategy=None, flags_text=None):
@@ -165,6 +165,9 @@ def _phases(cfg):
   if cfg.phase in ("all", "finetune", "joint"):
     out.append(("joint" if cfg.phase == "joint" else "finetune",
                 cfg.finetune_epochs, cfg.finetune_learning_rate))
+  if cfg.phase == "tune_exits":
+    out.append(("tune_exits", cfg.tune_exits_epochs,
+                cfg.finetune_learning_rate))
   if cfg.phase in ("all", "distill"):
     out.append(("distill", cfg.distill_epochs, cfg.distill_learning_rate))
   return out
@@ -260,7 +263,8 @@ def _run_phase(cfg, strategy, model, encoder, data, lengths, run, phase,
   config = loop_lib.LoopConfig(
       phase, epochs, steps, checkpoint_every_steps=cfg.checkpoint_every_steps,
       # Phase 1 keeps the best-dev epoch of the answering classifier.
-      monitor=None if phase == "distill" else
+      # tune_exits trains every exit: its last epoch is kept.
+      monitor=None if phase in ("distill", "tune_exits") else
       f"accuracy_layer_{model.num_layers}",
       jit_compile=cfg.jit_compile,
       # Phase 1 trains the teacher only: the students' dev accuracies would
