@@ -62,13 +62,13 @@ setuptools.setup(
     },
     entry_points={
         "console_scripts": [
-            "fastbert-train=fastbert_tf.cli:train",
-            "fastbert-sweep=fastbert_tf.cli:sweep",
-            "fastbert-predict=fastbert_tf.predict:run",
-            "fastbert-export=fastbert_tf.cli:export",
-            "fastbert-serve=fastbert_tf.cli:serve",
-            "fastbert-flops=fastbert_tf.cli:flops",
-            "fastbert-beam=fastbert_tf.beam.run:run",
+            "fastbert-train=fastbert_tf.commands.train:run",
+            "fastbert-sweep=fastbert_tf.commands.sweep:run",
+            "fastbert-predict=fastbert_tf.commands.predict:run",
+            "fastbert-export=fastbert_tf.commands.export:run",
+            "fastbert-serve=fastbert_tf.commands.serve:run",
+            "fastbert-flops=fastbert_tf.commands.flops:run",
+            "fastbert-beam=fastbert_tf.commands.beam:run",
         ]
     },
 )

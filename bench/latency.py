@@ -33,11 +33,11 @@ from absl import flags
 from bench import common
 from fastbert_tf.data import pipeline
 from fastbert_tf.data import sources
+from fastbert_tf.export import exporter
+from fastbert_tf.export import serving_module
+from fastbert_tf.export import tflite
 from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.models import saving
-from fastbert_tf.serving import export
-from fastbert_tf.serving import export_module
-from fastbert_tf.serving import tflite
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Trained model directory.")
@@ -83,7 +83,7 @@ def _contenders(model, saved_model_dir, speeds, use_litert, client=None,
             if tensor_array_dir else None)
 
   @tf.function(input_signature=[{k: tf.TensorSpec([None, None], tf.int32)
-                                 for k in export_module.ID_INPUTS}])
+                                 for k in serving_module.ID_INPUTS}])
   def plain(features):
     hidden = model.backbone(features, training=False)[-1]
     return tf.nn.softmax(model.teacher(hidden, features["padding_mask"]))
@@ -158,10 +158,10 @@ def main(argv):
   model, encoder = saving.load_model(FLAGS.model_dir)
   speeds = [float(s) for s in FLAGS.speeds]
   with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-    saved_model_dir = export.export_saved_model(model, encoder, tmp)
+    saved_model_dir = exporter.export_saved_model(model, encoder, tmp)
     tensor_array_dir = None
     if FLAGS.tensor_array:  # its own base: the gRPC server serves `tmp`
-      tensor_array_dir = export.export_saved_model(
+      tensor_array_dir = exporter.export_saved_model(
           model, encoder, stack.enter_context(tempfile.TemporaryDirectory()),
           dispatch="tensor_array")
     client = None

@@ -14,7 +14,7 @@ prepare writes into --workdir (replacing what is there):
   ids.npz               our tokenizer's ids: b1_<i>_<input> for text i alone
                         (no padding), b32_<j>_<input> for batch j of 32
                         consecutive texts padded to its longest;
-  saved_model_cond/1, saved_model_tensor_array/1   export.export_saved_model
+  saved_model_cond/1, saved_model_tensor_array/1   exporter.export_saved_model
                         with each dispatch; model.tflite (the cond export's
                         predict_ids, as export/export_tflite.py converts it);
   saved_model_xla/1, saved_model_xla_fine/1, saved_model_bf16/1   the
@@ -157,8 +157,8 @@ def prepare():
   tf = _tf()
   from fastbert_tf.data import sources  # pylint: disable=g-import-not-at-top
   from fastbert_tf.models import saving  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.serving import tflite  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.export import exporter  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.export import tflite  # pylint: disable=g-import-not-at-top
   from fastbert_tf.inference import single_text  # pylint: disable=g-import-not-at-top
   model, encoder = saving.load_model(FLAGS.model_dir)
   if model.get_config()["layer_norm_type"] != "bert" or encoder.text_pair:
@@ -180,13 +180,13 @@ def prepare():
   np.savez(os.path.join(work, "ids.npz"), **ids)
   dirs = {}
   for dispatch in ("cond", "tensor_array"):
-    dirs[dispatch] = export.export_saved_model(
+    dirs[dispatch] = exporter.export_saved_model(
         model, encoder, os.path.join(work, f"saved_model_{dispatch}"),
         version=1, dispatch=dispatch)
   # Issue 16 part 2: the export options for one text at a time.
   for name, (dtype, buckets) in EXPORT_OPTIONS.items():
     variant, _ = saving.load_model(FLAGS.model_dir, dtype=dtype)
-    export.export_saved_model(
+    exporter.export_saved_model(
         variant, encoder, os.path.join(work, f"saved_model_{name}"),
         version=1, dispatch="tensor_array",
         single_text_buckets=buckets and single_text.buckets_for(
@@ -404,7 +404,7 @@ def check_tf(k, fn, inputs, reference):
 
 
 def litert_contenders(meta, reference, ids):
-  from fastbert_tf.serving import tflite  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.export import tflite  # pylint: disable=g-import-not-at-top
   runners = {name: tflite.LiteRTRunner(
       model_path=os.path.join(FLAGS.workdir, f"{file}.tflite"),
       num_threads=FLAGS.threads)

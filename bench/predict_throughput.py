@@ -8,8 +8,8 @@ Beam pipeline (DirectRunner) against the predict command, on one file.
 In one process, per speed and side by side:
   evaluate  inference.evaluate.collect_outputs over a tf.data pipeline of the
             labelled split (what training's evaluation runs);
-  predict   fastbert_tf.predict.classify_file: the file streamed line by
-            line, parsed, classified by the Predictor, answers written as
+  predict   fastbert_tf.predictor.stream.classify_file: the file streamed
+            line by line, parsed, classified by the Predictor, answers written as
             jsonl (the predict command minus start-up and model load);
   beam      (--beam, needs the beam extra) the whole Beam pipeline on the
             DirectRunner over the same file, model load and tracing
@@ -68,11 +68,11 @@ def _evaluate(model, encoder, data, speed, table, run):
 
 
 def _predict(predictor, path, speed, directory):
-  from fastbert_tf import predict  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.predictor import stream  # pylint: disable=g-import-not-at-top
   with open(os.path.join(directory, "out.jsonl"), "w",
             encoding="utf-8") as out:
     start = time.perf_counter()
-    totals, model_seconds = predict.classify_file(
+    totals, model_seconds = stream.classify_file(
         predictor, path, out, speed, FLAGS.batch_size, "tsv", "jsonl")
     seconds = time.perf_counter() - start
   return seconds, model_seconds, totals.exit_layers / totals.samples
@@ -106,8 +106,8 @@ def _beam(path, speed, directory):
 
 def main(argv):
   del argv
-  from fastbert_tf import cli  # pylint: disable=g-import-not-at-top
-  cli.quiet_tensorflow_logs()
+  from fastbert_tf import tf_logs  # pylint: disable=g-import-not-at-top
+  tf_logs.quiet_tensorflow_logs()
   from fastbert_tf import Predictor  # pylint: disable=g-import-not-at-top
   from fastbert_tf.data import sources  # pylint: disable=g-import-not-at-top
   from fastbert_tf.inference import early_exit  # pylint: disable=g-import-not-at-top

@@ -34,9 +34,9 @@ def export_tiny(directory, single_text_buckets=None):
   with the one-text XLA path when single_text_buckets is given."""
   from fastbert_tf import testing  # pylint: disable=g-import-not-at-top
   from fastbert_tf.data.tokenizer import TextEncoder  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.export import exporter  # pylint: disable=g-import-not-at-top
   base = os.path.join(directory, "exports")
-  export.export_saved_model(
+  exporter.export_saved_model(
       testing.tiny_model(seed=3, sharpen=8.0, dropout=0.0),
       TextEncoder(testing.TINY_VOCAB, 16), base,
       single_text_buckets=single_text_buckets)

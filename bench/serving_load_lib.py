@@ -36,7 +36,7 @@ def export_versions(staging):
   in --dispatch=tensor_array exports."""
   from fastbert_tf import testing  # pylint: disable=g-import-not-at-top
   from fastbert_tf.data.tokenizer import TextEncoder  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.export import exporter  # pylint: disable=g-import-not-at-top
   encoder = TextEncoder(VOCAB, SEQ)
   for version, seed in ((1, 1), (2, 2), (4, 4)):
     model = testing.tiny_model(
@@ -46,7 +46,7 @@ def export_versions(staging):
         classifier_hidden_dim=32, classifier_num_heads=2)
     # tensor_array: the dispatch export/README recommends for TF Serving;
     # it also instantiates (loads and warms up) about twice as fast.
-    export.export_saved_model(model, encoder, staging, version=version,
+    exporter.export_saved_model(model, encoder, staging, version=version,
                               dispatch="tensor_array")
 
 

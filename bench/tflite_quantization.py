@@ -24,9 +24,9 @@ from absl import flags
 from bench import common
 from fastbert_tf.data import pipeline
 from fastbert_tf.data import sources
+from fastbert_tf.export import exporter
+from fastbert_tf.export import tflite
 from fastbert_tf.models import saving
-from fastbert_tf.serving import export
-from fastbert_tf.serving import tflite
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Trained model directory.")
@@ -62,7 +62,7 @@ def main(argv):
            **({} if test.texts_b is None else dict(text_b=test.texts_b[i:i + 32])))
       for i in range(0, len(labels), 32)]
   with tempfile.TemporaryDirectory() as tmp:
-    path = export.export_saved_model(model, encoder, tmp)
+    path = exporter.export_saved_model(model, encoder, tmp)
     contents = {q: tflite.convert(path, q) for q in tflite.QUANTIZATIONS}
     contents["text"] = tflite.convert(path, variant="text")
   runners = {q: tflite.LiteRTRunner(c) for q, c in contents.items()}

@@ -4,12 +4,8 @@ Every error raised for bad input (a data file, a checkpoint, a model
 directory, a flag) derives from `UserError` and says, in its first line,
 which file or flag is wrong, what was found and what was expected. The
 entry points print that line (`error: ...`) and exit with status 1, without
-a traceback; `--verbose` re-raises to show it.
+a traceback; `--verbose` re-raises to show it (commands/common.py).
 """
-
-import sys
-
-from absl import flags
 
 
 class UserError(Exception):
@@ -36,32 +32,8 @@ class PathError(UserError, ValueError):
   on a disk that filled up."""
 
 
-def define_verbose_flag():
-  if "verbose" not in flags.FLAGS:
-    flags.DEFINE_boolean("verbose", False,
-                         "Show the traceback of user errors too.")
-
-
 def one_line(error):
   """The first line of an error's message, with a count of the rest."""
   lines = str(error).strip().splitlines() or [type(error).__name__]
   more = len(lines) - 1
   return lines[0] + (f" ({more} more lines: --verbose)" if more else "")
-
-
-def exit_on_user_error(run, *args, user_errors=(UserError,), **kwargs):
-  """Calls run(*args, **kwargs); a user error becomes `error: <line>` on
-  stderr and exit status 1 (the full text and traceback under --verbose).
-
-  Args:
-    run: callable.
-    user_errors: exception types to treat as the user's to fix.
-  """
-  try:
-    return run(*args, **kwargs)
-  except user_errors as e:  # pylint: disable=catching-non-exception
-    if flags.FLAGS.is_parsed() and "verbose" in flags.FLAGS and (
-        flags.FLAGS.verbose):
-      raise
-    print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
-    sys.exit(1)

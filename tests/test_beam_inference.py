@@ -19,7 +19,7 @@ except ImportError:  # not at module level: Bazel runs this file as a script
 import tensorflow as tf
 
 from fastbert_tf import Predictor
-from fastbert_tf.serving import export
+from fastbert_tf.export import exporter
 from fastbert_tf.testing import saved
 
 pytestmark = pytest.mark.skipif(
@@ -40,7 +40,7 @@ def models(tmp_path_factory):
   model_dir = str(tmp_path_factory.mktemp("model"))
   model, encoder = saved.save_tiny_model(model_dir, names=NAMES)
   base = str(tmp_path_factory.mktemp("exports"))
-  export.export_saved_model(model, encoder, base)
+  exporter.export_saved_model(model, encoder, base)
   return model_dir, base
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import setuptools
 
-from fastbert_tf import cli
+from fastbert_tf import tf_logs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # script -> flags its --help must show (a few of each).
@@ -62,16 +62,16 @@ def test_help_shows_the_project_flags(script):
 
 
 def test_quiet_tensorflow_logs(tmp_path, monkeypatch):
-  monkeypatch.setattr(cli, "_NVIDIA_DRIVER", (str(tmp_path / "none"),))
+  monkeypatch.setattr(tf_logs, "_NVIDIA_DRIVER", (str(tmp_path / "none"),))
   env = {}
-  assert cli.quiet_tensorflow_logs(env) == "3"
+  assert tf_logs.quiet_tensorflow_logs(env) == "3"
   driver = tmp_path / "version"
   driver.write_text("NVRM")
-  monkeypatch.setattr(cli, "_NVIDIA_DRIVER", (str(driver),))
+  monkeypatch.setattr(tf_logs, "_NVIDIA_DRIVER", (str(driver),))
   env = {}
-  assert cli.quiet_tensorflow_logs(env) == "2"
+  assert tf_logs.quiet_tensorflow_logs(env) == "2"
   env = {"TF_CPP_MIN_LOG_LEVEL": "0"}
-  assert cli.quiet_tensorflow_logs(env) == "0"
+  assert tf_logs.quiet_tensorflow_logs(env) == "0"
 
 
 
@@ -81,7 +81,7 @@ def test_python_m_hides_the_no_gpu_error_as_the_console_script(module,
                                                                 tmp_path):
   """`python -m fastbert_tf.X` runs into TensorFlow without its C++ ERROR
   line about the missing GPU driver, as `fastbert-X` does."""
-  if any(os.path.exists(p) for p in cli._NVIDIA_DRIVER):  # pylint: disable=protected-access
+  if any(os.path.exists(p) for p in tf_logs._NVIDIA_DRIVER):  # pylint: disable=protected-access
     pytest.skip("a GPU driver is present: no cuInit error to hide")
   from fastbert_tf import testing  # pylint: disable=g-import-not-at-top
   from fastbert_tf.testing import saved  # pylint: disable=g-import-not-at-top

@@ -16,11 +16,12 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from fastbert_tf import testing
 from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.export import exporter
+from fastbert_tf.export import warmup
 from fastbert_tf.inference import criteria
 from fastbert_tf.inference import early_exit
 from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.models import saving
-from fastbert_tf.serving import export
 
 # Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
 pytestmark = pytest.mark.large
@@ -36,7 +37,7 @@ def exported(tmp_path_factory):
   model = testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0)
   encoder = TextEncoder(testing.TINY_VOCAB, 16)
   base = str(tmp_path_factory.mktemp("exports"))
-  path = export.export_saved_model(model, encoder, base)
+  path = exporter.export_saved_model(model, encoder, base)
   return model, encoder, base, path
 
 
@@ -67,9 +68,9 @@ def test_layout_is_versioned_atomic_with_warmup(exported):
   model, encoder, base, path = exported
   assert path == os.path.join(base, "1")
   assert sorted(os.listdir(base)) == ["1"]  # no temporary directory left
-  warmup = os.path.join(path, export.WARMUP_FILE)
+  warmup_path = os.path.join(path, exporter.WARMUP_FILE)
   logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
-          for r in tf.data.TFRecordDataset(warmup)]
+          for r in tf.data.TFRecordDataset(warmup_path)]
   assert [l.predict_log.request.model_spec.signature_name for l in logs] == [
       "serving_default", "predict_text", "predict_ids"]
   # float32 [batch] speed: TF Serving's batching session refuses a scalar,
@@ -77,13 +78,13 @@ def test_layout_is_versioned_atomic_with_warmup(exported):
   for l in logs:
     speed = tf.make_ndarray(l.predict_log.request.inputs["speed"])
     assert speed.dtype == np.float32 and speed.shape == (2,)
-  assert export.next_version(base) == 2
+  assert exporter.next_version(base) == 2
   with pytest.raises(FileExistsError, match="immutable"):
-    export.export_saved_model(model, encoder, base, version=1)
+    exporter.export_saved_model(model, encoder, base, version=1)
   # A warmup speed the graph would reject must fail before anything is
   # written: TF Serving would refuse to load such a version.
   with pytest.raises(ValueError, match="warmup speed"):
-    export.export_saved_model(model, encoder, base, speed=1.5)
+    exporter.export_saved_model(model, encoder, base, speed=1.5)
   assert sorted(os.listdir(base)) == ["1"]
 
 
@@ -187,7 +188,7 @@ def test_text_signature_refuses_texts_empty_to_the_tokenizer(loaded, texts,
 def test_pair_model_text_signature_takes_text_b(tmp_path):
   model = testing.tiny_model(seed=3, sharpen=8.0, dropout=0.0)
   encoder = TextEncoder(testing.TINY_VOCAB, 16, text_pair=True)
-  path = export.export_saved_model(model, encoder, str(tmp_path))
+  path = exporter.export_saved_model(model, encoder, str(tmp_path))
   loaded = tf.saved_model.load(path)
   a, b = ["a b", "c d e"], ["z", "y x"]
   _, want = _eager(model, encoder, a, 0.3, texts_b=b)
@@ -200,7 +201,7 @@ def test_pair_model_text_signature_takes_text_b(tmp_path):
 def test_exit_criterion_is_compiled_into_the_export(exported, tmp_path, name):
   model, encoder, _, _ = exported
   criterion = criteria.ExitCriterion(name, top_k=2)
-  path = export.export_saved_model(model, encoder, str(tmp_path),
+  path = exporter.export_saved_model(model, encoder, str(tmp_path),
                                    criterion=criterion)
   signature = tf.saved_model.load(path).signatures["predict_ids"]
   run = early_exit.compiled_early_exit(
@@ -222,7 +223,7 @@ def test_tensor_array_dispatch_export_equals_eager_in_both_loaders(
   loader (TensorArrays of resource reads must survive the TF1 path)."""
   model, encoder, _, _ = exported
   criterion = criteria.ExitCriterion(name)
-  path = export.export_saved_model(model, encoder, str(tmp_path),
+  path = exporter.export_saved_model(model, encoder, str(tmp_path),
                                    criterion=criterion, dispatch="tensor_array")
   run = early_exit.compiled_early_exit(
       model, flops_lib.flops_table(model.get_config(), encoder.max_seq_length),
@@ -266,7 +267,7 @@ def test_stale_tmp_dirs_of_dead_exports_are_removed(exported, tmp_path):
   for path in (os.path.join(base, names["old"]),
                os.path.join(base, names["old"], "variables")):
     os.utime(path, (two_days_ago, two_days_ago))
-  export.export_saved_model(model, encoder, base)
+  exporter.export_saved_model(model, encoder, base)
   assert sorted(os.listdir(base)) == sorted(
       ["1", names["alive"], names["recent"]])
 
@@ -276,19 +277,19 @@ def test_racing_exports_end_as_two_versions(exported, tmp_path, monkeypatch):
   rename takes the next number instead of failing (AlreadyExistsError)."""
   model, encoder, _, _ = exported
   base = str(tmp_path)
-  monkeypatch.setattr(export, "next_version", lambda b: 1)  # a stale view
-  first = export.export_saved_model(model, encoder, base)
-  second = export.export_saved_model(model, encoder, base)  # chose 1 too
+  monkeypatch.setattr(exporter, "next_version", lambda b: 1)  # a stale view
+  first = exporter.export_saved_model(model, encoder, base)
+  second = exporter.export_saved_model(model, encoder, base)  # chose 1 too
   assert (first, second) == (os.path.join(base, "1"), os.path.join(base, "2"))
   assert sorted(os.listdir(base)) == ["1", "2"]
   assert "predict_ids" in tf.saved_model.load(second).signatures
   # An explicit version that another export takes meanwhile: a clear error,
   # and this export's temporary directory is gone.
-  write = export.write_warmup_requests
-  monkeypatch.setattr(export, "write_warmup_requests", lambda *a: (
+  write = warmup.write_warmup_requests
+  monkeypatch.setattr(warmup, "write_warmup_requests", lambda *a: (
       write(*a), os.makedirs(os.path.join(base, "7", "variables"))))
   with pytest.raises(FileExistsError, match="7 appeared while this export"):
-    export.export_saved_model(model, encoder, base, version=7)
+    exporter.export_saved_model(model, encoder, base, version=7)
   assert sorted(os.listdir(base)) == ["1", "2", "7"]
 
 
@@ -330,7 +331,7 @@ def test_killed_exports_leave_nothing_behind(exported, tmp_path):
         proc.wait()
     left = [n for n in os.listdir(base) if n.startswith(".tmp-")]
     assert len(left) == (0 if sig == signal.SIGTERM else 1), left
-  export.export_saved_model(model, encoder, base)
+  exporter.export_saved_model(model, encoder, base)
   assert os.listdir(base) == ["1"]
 
 

@@ -12,9 +12,9 @@ import tensorflow_text  # noqa: F401  (tokenizer ops of the SavedModel)
 from fastbert_tf import testing
 from fastbert_tf.data.tokenizer import SentencePieceEncoder
 from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.export import exporter
+from fastbert_tf.export import tflite
 from fastbert_tf.inference import criteria
-from fastbert_tf.serving import export
-from fastbert_tf.serving import tflite
 
 # Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
 pytestmark = pytest.mark.large
@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def saved_model(tmp_path_factory):
   model = testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0)
   encoder = TextEncoder(testing.TINY_VOCAB, 16)
-  return export.export_saved_model(
+  return exporter.export_saved_model(
       model, encoder, str(tmp_path_factory.mktemp("exports")))
 
 
@@ -98,7 +98,7 @@ def test_dynamic_quantization_still_exits(saved_model, tmp_path):
   # every tensor of the usual test model: this one has larger kernels.
   model = testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0, hidden_dim=32,
                              intermediate_dim=64)
-  path = export.export_saved_model(model, TextEncoder(testing.TINY_VOCAB, 16),
+  path = exporter.export_saved_model(model, TextEncoder(testing.TINY_VOCAB, 16),
                                    str(tmp_path))
   contents = {q: tflite.convert(path, quantize=q) for q in ("none", "dynamic")}
 
@@ -163,7 +163,7 @@ def text_models(request, tmp_path_factory):
     model = testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0,
                                vocabulary_size=120)
     encoder = SentencePieceEncoder(proto, 16, text_prefix="query: ")
-    path = export.export_saved_model(
+    path = exporter.export_saved_model(
         model, encoder, str(tmp_path_factory.mktemp("text_exports")))
     content = tflite.convert(path, variant="text")
     return path, tflite.LiteRTRunner(content), content
@@ -172,7 +172,7 @@ def text_models(request, tmp_path_factory):
                              num_segments=3 if uer else 2)
   encoder = TextEncoder(testing.TINY_VOCAB, 16, text_pair=text_pair,
                         input_format=input_format)
-  path = export.export_saved_model(
+  path = exporter.export_saved_model(
       model, encoder, str(tmp_path_factory.mktemp("text_exports")))
   content = tflite.convert(path, variant="text")
   return path, tflite.LiteRTRunner(content), content
@@ -223,7 +223,7 @@ def test_patience_criterion_survives_conversion(tmp_path):
   """A stateful criterion: the per-sample agreement counts ride through the
   WHILE body and its IFs."""
   model = testing.tiny_model(seed=7, sharpen=8.0, dropout=0.0)
-  path = export.export_saved_model(
+  path = exporter.export_saved_model(
       model, TextEncoder(testing.TINY_VOCAB, 16), str(tmp_path),
       criterion=criteria.ExitCriterion("patience"))
   runner = tflite.LiteRTRunner(tflite.convert(path))

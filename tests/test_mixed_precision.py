@@ -136,13 +136,13 @@ def test_one_pass_sweep_scores_close_to_float32(policy):
 
 @pytest.mark.parametrize("policy", MIXED)
 def test_saved_model_signature_is_float32_and_close(policy, tmp_path):
-  from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.export import exporter  # pylint: disable=g-import-not-at-top
   reference, mixed = _pair(policy)
   encoder = TextEncoder(testing.TINY_VOCAB, 16)
   texts = tf.constant(["a b c", "z y", "好 书 差"])
   got = {}
   for name, model in (("ref", reference), ("mixed", mixed)):
-    path = export.export_saved_model(model, encoder, str(tmp_path / name))
+    path = exporter.export_saved_model(model, encoder, str(tmp_path / name))
     signature = tf.saved_model.load(path).signatures["predict_text"]
     got[name] = signature(text=texts, speed=tf.constant(0.0))
   assert got["mixed"]["probabilities"].dtype == tf.float32

@@ -13,8 +13,8 @@ import pytest
 
 from fastbert_tf import Predictor
 from fastbert_tf import testing
+from fastbert_tf.export import exporter
 from fastbert_tf.models import saving
-from fastbert_tf.serving import export
 from fastbert_tf.testing import filesystems
 from fastbert_tf.testing import saved
 
@@ -217,7 +217,7 @@ def test_predict_output_in_a_new_directory_is_written(tiny, tmp_path):
 def test_corrupt_newest_export_falls_back_to_the_good_one(tiny, tmp_path):
   _, model, encoder = tiny
   base = str(tmp_path / "exports")
-  export.export_saved_model(model, encoder, base, version=1)
+  exporter.export_saved_model(model, encoder, base, version=1)
   shutil.copytree(os.path.join(base, "1"), os.path.join(base, "2"))
   with open(os.path.join(base, "2", "saved_model.pb"), "wb") as f:
     f.write(b"\x08\x01garbage")

@@ -1,5 +1,5 @@
 """fastbert_tf.predict: files of texts in, one answer per line out, totals;
-the line formats of fastbert_tf.prediction_io."""
+the line formats of fastbert_tf.predictor.records."""
 
 import io
 import json
@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from fastbert_tf import predict
-from fastbert_tf import prediction_io as pio
 from fastbert_tf import Predictor
 from fastbert_tf.data.rows import DataError
 from fastbert_tf.data.rows import RowError
+from fastbert_tf.predictor import records as pio
+from fastbert_tf.predictor import stream
 from fastbert_tf.testing import saved
 
 # Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
@@ -39,8 +39,8 @@ def predictor(model_dir):
 
 def _classify(predictor, path, fmt, out_fmt="jsonl", speed=0.3, skip=False):
   out, log = io.StringIO(), io.StringIO()
-  totals, _ = predict.classify_file(predictor, str(path), out, speed, 4, fmt,
-                                    out_fmt, skip, log=log)
+  totals, _ = stream.classify_file(predictor, str(path), out, speed, 4, fmt,
+                                   out_fmt, skip, log=log)
   return totals, out.getvalue().splitlines(), log.getvalue()
 
 

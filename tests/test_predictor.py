@@ -12,9 +12,9 @@ import tensorflow as tf
 
 import fastbert_tf
 from fastbert_tf import Predictor
+from fastbert_tf.export import exporter
 from fastbert_tf.inference import early_exit
 from fastbert_tf.inference import flops as flops_lib
-from fastbert_tf.serving import export
 from fastbert_tf.testing import saved
 
 # Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
@@ -41,7 +41,7 @@ def predictor(model_dir):
 def export_base(model_dir, tmp_path_factory):
   _, model, encoder = model_dir
   base = str(tmp_path_factory.mktemp("exports"))
-  export.export_saved_model(model, encoder, base)
+  exporter.export_saved_model(model, encoder, base)
   return base
 
 

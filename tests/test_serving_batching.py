@@ -24,9 +24,9 @@ import tensorflow_text  # noqa: F401  (registers the tokenizer ops for loading)
 
 from fastbert_tf import testing
 from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.export import exporter
 from fastbert_tf.serving import batching
 from fastbert_tf.serving import client as client_lib
-from fastbert_tf.serving import export
 from fastbert_tf.serving import server as server_lib
 
 # Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
@@ -79,7 +79,7 @@ def _split(outputs, rows):
 def exported(tmp_path_factory):
   base = str(tmp_path_factory.mktemp("exports"))
   model = testing.tiny_model(seed=5, sharpen=8.0, dropout=0.0)
-  path = export.export_saved_model(model, TextEncoder(testing.TINY_VOCAB, SEQ),
+  path = exporter.export_saved_model(model, TextEncoder(testing.TINY_VOCAB, SEQ),
                                    base)
   return base, tf.saved_model.load(path)
 

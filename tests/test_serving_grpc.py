@@ -27,8 +27,8 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from fastbert_tf import testing
 from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.export import exporter
 from fastbert_tf.serving import client as client_lib
-from fastbert_tf.serving import export
 from fastbert_tf.serving import server as server_lib
 from fastbert_tf.serving import validation
 
@@ -50,7 +50,7 @@ def base(tmp_path_factory):
   base = str(tmp_path_factory.mktemp("exports"))
   encoder = TextEncoder(testing.TINY_VOCAB, 16)
   for seed in (3, 7):  # versions 1 and 2: different weights
-    export.export_saved_model(
+    exporter.export_saved_model(
         testing.tiny_model(seed=seed, sharpen=8.0, dropout=0.0), encoder, base)
   os.makedirs(os.path.join(base, ".tmp-9-0123abcd"))  # export in progress
   os.makedirs(os.path.join(base, "10"))  # half copied: no saved_model.pb
@@ -325,7 +325,7 @@ def test_bad_request_gets_a_clear_status_and_the_server_keeps_serving(
 def test_pair_model_takes_text_b(tmp_path):
   model = testing.tiny_model(seed=3, sharpen=8.0, dropout=0.0)
   encoder = TextEncoder(testing.TINY_VOCAB, 16, text_pair=True)
-  path = export.export_saved_model(model, encoder, str(tmp_path))
+  path = exporter.export_saved_model(model, encoder, str(tmp_path))
   a, b = ["a b", "c d e", "好"], ["z", "y x", "书 书"]
   want = tf.saved_model.load(path).signatures["serving_default"](
       text=tf.constant(a), text_b=tf.constant(b), speed=tf.constant(0.3))

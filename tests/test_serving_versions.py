@@ -20,8 +20,8 @@ import tensorflow_text  # noqa: F401  (registers the tokenizer ops for loading)
 
 from fastbert_tf import testing
 from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.export import exporter
 from fastbert_tf.serving import client as client_lib
-from fastbert_tf.serving import export
 from fastbert_tf.serving import server as server_lib
 from fastbert_tf.serving import versions as versions_lib
 
@@ -165,7 +165,7 @@ def sources(tmp_path_factory):
   source = str(tmp_path_factory.mktemp("sources"))
   encoder = TextEncoder(testing.TINY_VOCAB, 16)
   for seed in (3, 7):
-    export.export_saved_model(
+    exporter.export_saved_model(
         testing.tiny_model(seed=seed, sharpen=8.0, dropout=0.0), encoder,
         source)
   return source

@@ -13,13 +13,13 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from fastbert_tf import testing
 from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.export import exporter
+from fastbert_tf.export import tflite
 from fastbert_tf.inference import criteria
 from fastbert_tf.inference import early_exit
 from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.inference import single_text
 from fastbert_tf.models import saving
-from fastbert_tf.serving import export
-from fastbert_tf.serving import tflite
 
 # Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
 pytestmark = pytest.mark.large
@@ -109,7 +109,7 @@ def test_buckets_for():
 def exported(model, tmp_path_factory):
   encoder = TextEncoder(testing.TINY_VOCAB, SEQ)
   base = str(tmp_path_factory.mktemp("exports"))
-  path = export.export_saved_model(
+  path = exporter.export_saved_model(
       model, encoder, base, dispatch="tensor_array",
       single_text_buckets=single_text.buckets_for(SEQ, (4, 8)))
   return encoder, path
@@ -147,7 +147,7 @@ def test_bucket_is_chosen_by_the_length_without_trailing_padding(
   short text padded with zeros to 16 (a fixed-width client) still takes
   the program. Both answer as the loop, in the TF1 loader."""
   encoder = TextEncoder(testing.TINY_VOCAB, SEQ)
-  path = export.export_saved_model(model, encoder, str(tmp_path),
+  path = exporter.export_saved_model(model, encoder, str(tmp_path),
                                    single_text_buckets=(4, 8))
   long = testing.random_inputs(1, SEQ, model.get_config()["vocabulary_size"],
                                seed=5, min_length=SEQ)
@@ -193,7 +193,7 @@ def test_buckets_past_the_position_table_are_cut_to_it(model, texts):
 def _warmup_requests(path):
   return [prediction_log_pb2.PredictionLog.FromString(r.numpy())
           .predict_log.request for r in tf.data.TFRecordDataset(
-              os.path.join(path, export.WARMUP_FILE))]
+              os.path.join(path, exporter.WARMUP_FILE))]
 
 
 @pytest.mark.parametrize("text_pair", [False, True], ids=["single", "pair"])
@@ -204,7 +204,7 @@ def test_warmup_covers_every_bucket_and_replays(model, exported, text_pair,
   as TF Serving does at load."""
   if text_pair:
     encoder = TextEncoder(testing.TINY_VOCAB, SEQ, text_pair=True)
-    path = export.export_saved_model(
+    path = exporter.export_saved_model(
         model, encoder, str(tmp_path),
         single_text_buckets=single_text.buckets_for(SEQ, (4, 8)))
   else:

@@ -18,12 +18,12 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from fastbert_tf import prediction_io
 from fastbert_tf import testing
 from fastbert_tf.data import rows
 from fastbert_tf.data import sources
 from fastbert_tf.data.tokenizer import SentencePieceEncoder
 from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.predictor import records
 from fastbert_tf.serving import protos
 from fastbert_tf.serving import validation
 from fastbert_tf.testing import sentencepiece_models
@@ -158,7 +158,7 @@ def test_training_label_column_parses_or_names_the_line(tmp_path_factory,
 @given(label=st.one_of(labels, st.integers(-3, 5), st.booleans(),
                        st.floats(allow_nan=True), st.none()))
 def test_predict_label_field_parses_or_refuses_in_one_line(label):
-  parser = prediction_io.LineParser("jsonl", False, 3, ("neg", "mid", "pos"))
+  parser = records.LineParser("jsonl", False, 3, ("neg", "mid", "pos"))
   line = json.dumps({"text": "a b", "label": label})
   try:
     record = parser.parse(line, 2)

@@ -1,5 +1,5 @@
 """A RunInference model handler for FastBERT models: batches of
-prediction_io.Record in, one answer dict per record out.
+records.Record in, one answer dict per record out.
 
 The model is a fastbert_tf.Predictor (a training model directory or a
 SavedModel export, local or on any filesystem TensorFlow reads, e.g.
@@ -11,7 +11,7 @@ Examples:
 >>> import apache_beam as beam
 >>> from apache_beam.ml.inference.base import RunInference
 >>> from fastbert_tf.beam.inference import FastBertModelHandler
->>> from fastbert_tf.prediction_io import Record
+>>> from fastbert_tf.predictor.records import Record
 >>> handler = FastBertModelHandler("exports/quickstart", speed=0.5)
 >>> with beam.Pipeline() as p:
 ...   (p | beam.Create([Record(0, "这本书很好看"), Record(0, "太差了", speed=0.0)])
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from apache_beam.ml.inference import base
 
-from fastbert_tf import prediction_io
+from fastbert_tf.predictor import records
 
 
 # Characters (text and text_b): bucket edges of BatchElements' length_fn.
@@ -66,8 +66,8 @@ class FastBertModelHandler(base.ModelHandler):
     self._dtype = dtype
 
   def load_model(self):
-    from fastbert_tf import cli  # pylint: disable=g-import-not-at-top
-    cli.quiet_tensorflow_logs()
+    from fastbert_tf import tf_logs  # pylint: disable=g-import-not-at-top
+    tf_logs.quiet_tensorflow_logs()
     from fastbert_tf.predictor import Predictor  # pylint: disable=g-import-not-at-top
     predictor = Predictor.load(self._model_path, batch_size=self._batch_size,
                                dtype=self._dtype)
@@ -77,7 +77,7 @@ class FastBertModelHandler(base.ModelHandler):
                       text_b=["a"] if predictor.text_pair else None)
     return predictor
 
-  def run_inference(self, batch: Sequence[prediction_io.Record], model,
+  def run_inference(self, batch: Sequence[records.Record], model,
                     inference_args=None) -> Iterable[dict]:
     del inference_args
     if not batch:
@@ -88,7 +88,7 @@ class FastBertModelHandler(base.ModelHandler):
         text_b=[r.text_b for r in batch] if model.text_pair else None)
     answers = []
     for i, record in enumerate(batch):
-      answer = prediction_io.answer(record, out, i)
+      answer = records.answer(record, out, i)
       if self._include_text:
         answer["text"] = record.text
         if record.text_b is not None:
@@ -98,7 +98,7 @@ class FastBertModelHandler(base.ModelHandler):
       answers.append(answer)
     return answers
 
-  def get_num_bytes(self, batch: Sequence[prediction_io.Record]) -> int:
+  def get_num_bytes(self, batch: Sequence[records.Record]) -> int:
     return sum(len(r.text.encode()) + len((r.text_b or "").encode())
                for r in batch)
 

@@ -1,7 +1,7 @@
 """The offline-inference pipeline: files in, JSONL answers out.
 
   read (text / TSV / JSONL lines, or TFRecords of tf.train.Example)
-    -> parse into prediction_io.Record (bad lines to a side output)
+    -> parse into records.Record (bad lines to a side output)
     -> RunInference(FastBertModelHandler)        batched, model shared
     -> JSON lines -> <output>-SSSSS-of-NNNNN.jsonl
   bad lines -> <output>-bad-SSSSS-of-NNNNN.txt ("file: reason", one a line)
@@ -19,10 +19,10 @@ import apache_beam as beam
 from apache_beam.io import filesystems
 from apache_beam.ml.inference.base import RunInference
 
-from fastbert_tf import prediction_io
 from fastbert_tf.beam.inference import FastBertModelHandler
+from fastbert_tf.predictor import records
 
-FORMATS = prediction_io.FORMATS + ("tfrecord",)
+FORMATS = records.FORMATS + ("tfrecord",)
 BAD = "bad"
 
 
@@ -31,7 +31,7 @@ def detect_format(pattern, explicit=""):
   if explicit == "tfrecord" or (not explicit and str(pattern).lower().endswith(
       (".tfrecord", ".tfrecords", ".tfrecord.gz"))):
     return "tfrecord"
-  return prediction_io.format_of(pattern, explicit)
+  return records.format_of(pattern, explicit)
 
 
 def read_tsv_header(pattern):
@@ -57,7 +57,7 @@ class _Parse(beam.DoFn):
 
   def setup(self):
     fmt, text_pair, num_classes, names = self._args
-    self._parser = prediction_io.LineParser(
+    self._parser = records.LineParser(
         "txt" if fmt == "tfrecord" else fmt, text_pair, num_classes, names)
     if self._header is not None:
       self._parser.header(self._header)

@@ -449,7 +449,7 @@ class SentencePieceEncoder(Encoder):
 
 def export_text_rule(loaded, source):
   """The text rule of a loaded SavedModel: callable(list of n str) -> bool
-  [n] from its `content_lengths` function (export_module). Exports written
+  [n] from its `content_lengths` function (export/serving_module.py). Exports written
   before the rule have none: for them only blank texts can be told (a
   warning says so; re-export to refuse invisible-only text too)."""
   function = getattr(loaded, "content_lengths", None)

@@ -10,19 +10,17 @@
                        size, and the run that wrote them
 
 A training run never writes into a published model directly: it stages its
-files under `<model_dir>/.run/` and `publish` moves them in, the manifest
-last, so a killed run leaves either the old model or no manifest (refused),
-never old weights beside a new vocabulary. `load_model` (and so export, the
-sweep, the Predictor) checks the manifest first and names any file that
-does not belong. Directories written before manifests existed still load,
-with a warning.
+files under `<model_dir>/.run/` and training/publish.py moves them in, the
+manifest last, so a killed run leaves either the old model or no manifest
+(refused), never old weights beside a new vocabulary. `load_model` (and so
+export, the sweep, the Predictor) checks the manifest first (`verify`) and
+names any file that does not belong. Directories written before manifests
+existed still load, with a warning.
 """
 
-import datetime
 import hashlib
 import json
 import os
-import uuid
 
 import tensorflow as tf
 from absl import logging
@@ -43,7 +41,7 @@ MANIFEST_FORMAT = "fastbert_tf model directory"
 
 def save_model(model, encoder, directory):
   """Writes the model and its tokenizer into `directory` (no manifest: a
-  staging directory, published by `publish`).
+  staging directory, published by training/publish.py).
 
   Args:
     model: a built FastBertClassifier.
@@ -170,75 +168,6 @@ def verify(model_dir):
           f"model ({MANIFEST_FILE} has another size or sha256); the "
           "directory's files no longer belong together")
   return manifest
-
-
-def publish(staged_dir, model_dir, run_id, plan_path, info=None,
-            after_move=None):
-  """Moves a staged model into `model_dir`, MANIFEST.json last.
-
-  Restartable: the plan (the new manifest) is written to `plan_path` first;
-  called again after a kill it finishes the same publication.
-
-  Args:
-    staged_dir: str, the complete new model's files (top level only).
-    model_dir: str.
-    run_id: str, recorded in the manifest.
-    plan_path: str, where the plan is kept (inside the run directory).
-    info: optional dict recorded in the manifest (phases, package version).
-    after_move: optional callable(number of files moved), for tests.
-
-  Returns:
-    The manifest dict.
-  """
-  if os.path.isfile(plan_path):
-    manifest = read_json(plan_path)
-  else:
-    names = sorted(n for n in os.listdir(staged_dir)
-                   if os.path.isfile(os.path.join(staged_dir, n)))
-    manifest = dict(
-        format=MANIFEST_FORMAT, run_id=run_id,
-        created=datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"),
-        info=info or {},
-        files={n: dict(sha256=sha256(os.path.join(staged_dir, n)),
-                       bytes=os.path.getsize(os.path.join(staged_dir, n)))
-               for n in names})
-    old = _old_files(model_dir)
-    manifest["replaces"] = sorted(set(old) - set(names))
-    write_json(plan_path, manifest)
-  old_manifest = os.path.join(model_dir, MANIFEST_FILE)
-  if os.path.exists(old_manifest):
-    os.remove(old_manifest)  # from here on the directory reads "unfinished"
-  for moved, name in enumerate(manifest["files"], start=1):
-    source = os.path.join(staged_dir, name)
-    if os.path.exists(source):
-      os.replace(source, os.path.join(model_dir, name))
-      if after_move:
-        after_move(moved)
-  for name in manifest.get("replaces", ()):
-    stale = os.path.join(model_dir, name)
-    if os.path.isfile(stale):
-      os.remove(stale)
-  public = {k: v for k, v in manifest.items() if k != "replaces"}
-  write_json(os.path.join(model_dir, MANIFEST_FILE), public)
-  logging.info("Published %d files into %s (run %s).", len(manifest["files"]),
-               model_dir, run_id)
-  return public
-
-
-def _old_files(model_dir):
-  """Files of the model now in model_dir (manifest, or legacy guess)."""
-  path = os.path.join(model_dir, MANIFEST_FILE)
-  if os.path.isfile(path):
-    return list(read_json(path).get("files", {}))
-  known = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, VOCAB_FILE,
-           tokenizer_lib.SENTENCEPIECE_FILE, tokenizer_lib.KEPT_IDS_FILE)
-  return [n for n in known if os.path.isfile(os.path.join(model_dir, n))]
-
-
-def new_run_id():
-  return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + (
-      uuid.uuid4().hex[:6])
 
 
 def sha256(path, chunk=1 << 20):

@@ -6,10 +6,8 @@ with numpy, so a call from the shell starts in well under a second.
   python -m fastbert_tf.serving.client --server=127.0.0.1:8500 \
       --model_name=fastbert --speed=0.5 "some text" "another text"
 
-prints one line per input: label, probabilities, exit layer, uncertainty.
-`--speed` is required (the SavedModel has no default either). A failure
-(server unreachable, deadline, bad request) is one line on stderr and exit
-status 1.
+prints one line per input (`format_result`): label, probabilities, exit
+layer, uncertainty (the command line is fastbert_tf/commands/client.py).
 
 Python API:
 
@@ -17,8 +15,6 @@ Python API:
     out = client.predict(["some text"], speed=0.5)   # or speed=[0.1, ...]
     out["label"], out["probabilities"], out["exit_layer"]  # numpy arrays
 """
-
-import sys
 
 import grpc
 import numpy as np
@@ -169,46 +165,7 @@ def format_result(outputs, index, text, digits=4):
           f"text={shown!r}")
 
 
-def define_flags():
-  """The CLI's absl flags (only the entry point defines them)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string("server", "127.0.0.1:8500", "HOST:PORT of the server.")
-  flags.DEFINE_string("model_name", "default", "Served model name.")
-  flags.DEFINE_float("speed", None, "Early-exit speed in [0, 1] (required: "
-                     "0 = the full model, higher = earlier exits).")
-  flags.DEFINE_string("signature", DEFAULT_SIGNATURE,
-                      "Text signature: serving_default or predict_text.")
-  flags.DEFINE_multi_string("text_b", None,
-                            "Second segment per text, for pair models "
-                            "(repeat once per text, in order).")
-  flags.DEFINE_float("timeout", 10.0, "Seconds before giving up.")
-  flags.DEFINE_integer("version", None, "Model version (default: newest).")
-  flags.DEFINE_string("version_label", None, "Version label, e.g. stable.")
-  flags.mark_flag_as_required("speed")
-
-
-def main(argv):
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flag, texts = flags.FLAGS, argv[1:]
-  if not texts:
-    raise app.UsageError("give at least one text to classify")
-  if flag.text_b is not None and len(flag.text_b) != len(texts):
-    raise app.UsageError(f"--text_b given {len(flag.text_b)} times for "
-                         f"{len(texts)} texts")
-  try:
-    with FastBertClient(flag.server, flag.model_name, flag.timeout) as client:
-      outputs = client.predict(texts, flag.speed, flag.signature,
-                               flag.text_b, flag.version, flag.version_label)
-  except ServingError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  for i, text in enumerate(texts):
-    print(format_result(outputs, i, text))
-  return 0
-
-
 if __name__ == "__main__":
-  from absl import app as absl_app  # pylint: disable=g-import-not-at-top
-  define_flags()
-  absl_app.run(main)
+  # `python -m fastbert_tf.serving.client`: fastbert_tf/commands/client.py.
+  from fastbert_tf.commands import client as client_command  # pylint: disable=g-import-not-at-top
+  client_command.run()

@@ -42,7 +42,7 @@ class Servable:
     self.loaded = tf.saved_model.load(path)
     self.empty_texts = tokenizer.export_text_rule(self.loaded, path)
     self._functions = dict(self.loaded.signatures)
-    # export_module saves one text function under both keys; calling it
+    # export/serving_module.py saves one text function under both keys; calling it
     # through one wrapper saves the second instantiation (seconds of graph
     # optimization per load, under load much more).
     if _same_interface(self.signature_defs, DEFAULT_SIGNATURE, "predict_text"):

@@ -1,8 +1,9 @@
 """A local stand-in for tensorflow_model_server: TF Serving's gRPC
 PredictionService (Predict, GetModelMetadata) over a model base path.
 
-  python -m fastbert_tf.serving.server --model_base_path=exports/quickstart \
+  fastbert-serve --model_base_path=exports/quickstart \
       --model_name=fastbert --port=8500
+  (or python -m fastbert_tf.serving.server; fastbert_tf/commands/serve.py)
 
 The real server cannot be installed on these machines (TF_NOTES trap 6);
 this one speaks the same protocol and manages versions the same way
@@ -18,7 +19,6 @@ In-process use (tests, benchmarks):
     client = FastBertClient(server.address, "fastbert")
 """
 
-import signal
 import threading
 import time
 from concurrent import futures
@@ -225,37 +225,7 @@ class LocalServer:
     self.stop(grace=0)
 
 
-def main(argv):
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.serving import server_flags  # pylint: disable=g-import-not-at-top
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from fastbert_tf import errors  # pylint: disable=g-import-not-at-top
-  try:
-    kwargs = server_flags.server_kwargs(flags.FLAGS)
-    server = LocalServer(**kwargs)
-  except errors.UserError as e:
-    raise SystemExit(f"error: {errors.one_line(e)}") from None
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-  except (FileNotFoundError, OSError) as e:
-    raise SystemExit(f"error: {e}") from None
-  stop = threading.Event()
-  for sig in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(sig, lambda signum, frame: stop.set())
-  server.start()
-  # A parseable line on stdout, so scripts using --port=0 learn the port.
-  print(f"serving {server.manager.name} version {max(server.manager.versions)}"
-        f" at {server.address}", flush=True)
-  while not stop.wait(1.0):  # wake up now and then: signals land in Python
-    pass
-  logging.info("Shutting down (up to 5 s for in-flight requests)")
-  server.stop(grace=5.0)
-
-
 if __name__ == "__main__":
-  from absl import app as absl_app  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.serving import server_flags as _flags  # pylint: disable=g-import-not-at-top
-  _flags.define_flags()
-  absl_app.run(main)
+  # `python -m fastbert_tf.serving.server`: the same as fastbert-serve.
+  from fastbert_tf.commands import serve  # pylint: disable=g-import-not-at-top
+  serve.run()

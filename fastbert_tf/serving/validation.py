@@ -4,7 +4,7 @@ a text the model's tokenizer finds empty is refused, data/tokenizer.py).
 
 Everything here runs before any TensorFlow work, on the declared shapes
 first and the values second, so an oversized or malformed request costs
-almost nothing. The graph's own asserts (export_module) stay as the second
+almost nothing. The graph's own asserts (export/serving_module.py) stay as the second
 line of defence, for the real tensorflow_model_server too.
 """
 

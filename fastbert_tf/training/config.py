@@ -1,5 +1,5 @@
 """TrainConfig: everything one training job needs, frozen; built from flags
-by fastbert_tf/train.py, passed down to the library (which never reads
+by fastbert_tf/commands/train.py, passed down to the library (which never reads
 flags)."""
 
 import dataclasses
@@ -19,7 +19,7 @@ ADDED_LATER = frozenset({"distill_temperature", "calibrate_exits",
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """One training job (the flags of the same names; see fastbert_tf/flags.py)."""
+  """One training job (the flags of the same names; see commands/flags.py)."""
   model_dir: str
   # Data and labels.
   data: str = "quickstart"

@@ -27,6 +27,7 @@ from absl import logging
 
 from fastbert_tf.errors import ModelDirError
 from fastbert_tf.models import saving
+from fastbert_tf.training import publish as publish_lib
 
 RUN_FILE = "run.json"
 LOCK_FILE = "lock"
@@ -160,7 +161,7 @@ class RunDir:
     if self.state is not None:
       return self.state["run_id"]
     os.makedirs(self.staged, exist_ok=True)
-    self.state = dict(run_id=run_id or saving.new_run_id(),
+    self.state = dict(run_id=run_id or publish_lib.new_run_id(),
                       fingerprint=fingerprint, phases_done=[])
     self._write()
     return self.state["run_id"]
@@ -190,7 +191,7 @@ class RunDir:
     """Moves the staged model into model_dir (MANIFEST.json last) and
     removes the run directory."""
     from fastbert_tf.training import loop  # pylint: disable=g-import-not-at-top
-    manifest = saving.publish(
+    manifest = publish_lib.publish(
         self.staged, self.model_dir, self.run_id,
         os.path.join(self.path, "publish.json"), info,
         after_move=lambda moved: loop.notify_checkpoint("publish", moved))

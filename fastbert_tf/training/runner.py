@@ -151,8 +151,8 @@ def _run_training(cfg, strategy, run, flags_text):
                               fastbert_tf_version=_version()))
   results["run_id"] = manifest["run_id"]
   if cfg.export_base:
-    from fastbert_tf.serving import export  # pylint: disable=g-import-not-at-top
-    results["export_path"] = export.export_saved_model(
+    from fastbert_tf.export import exporter  # pylint: disable=g-import-not-at-top
+    results["export_path"] = exporter.export_saved_model(
         model, encoder, cfg.export_base,
         criterion=criteria.ExitCriterion(cfg.exit_criterion, top_k=cfg.top_k))
     print(f"Exported {results['export_path']}", flush=True)

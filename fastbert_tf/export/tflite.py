@@ -14,11 +14,11 @@ this graph (TF_NOTES trap 3).
 import numpy as np
 import tensorflow as tf
 
-from fastbert_tf.serving import export_module
+from fastbert_tf.export import serving_module
 
 QUANTIZATIONS = ("none", "dynamic")
-VARIANTS = {"ids": export_module.SIGNATURE_IDS,
-            "text": export_module.SIGNATURE_TEXT}
+VARIANTS = {"ids": serving_module.SIGNATURE_IDS,
+            "text": serving_module.SIGNATURE_TEXT}
 # The tokenizer's ops with tensorflow-text TFLite kernels (normalization,
 # word pieces, and the ragged -> dense step of TextEncoder's packing).
 TEXT_CUSTOM_OPS = frozenset({"FastBertNormalize",

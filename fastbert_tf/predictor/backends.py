@@ -86,7 +86,7 @@ def from_model_dir(cls, model_dir, batch_size, dtype, criterion, dispatch,
   from fastbert_tf.inference import criteria  # pylint: disable=g-import-not-at-top
   from fastbert_tf.inference import flops as flops_lib  # pylint: disable=g-import-not-at-top
   from fastbert_tf.models import saving  # pylint: disable=g-import-not-at-top
-  from fastbert_tf.serving import export_module  # pylint: disable=g-import-not-at-top
+  from fastbert_tf.export import serving_module  # pylint: disable=g-import-not-at-top
   model, encoder = saving.load_model(model_dir, dtype=dtype)
   if criterion is None:
     criterion = criteria.ExitCriterion(**_recorded_criterion(model_dir))
@@ -97,7 +97,7 @@ def from_model_dir(cls, model_dir, batch_size, dtype, criterion, dispatch,
   if single_text == "xla":
     from fastbert_tf.inference import single_text as single_text_lib  # pylint: disable=g-import-not-at-top
     buckets = single_text_lib.buckets_for(encoder.max_seq_length)
-  module = export_module.ServingModule(model, encoder, table,
+  module = serving_module.ServingModule(model, encoder, table,
                                        text_pair=encoder.text_pair,
                                        criterion=criterion, dispatch=dispatch,
                                        single_text_buckets=buckets)

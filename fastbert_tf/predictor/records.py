@@ -20,8 +20,8 @@ import dataclasses
 import json
 
 from fastbert_tf.data.rows import BadRow
-from fastbert_tf.data.rows import empty_text_message
 from fastbert_tf.data.rows import decode
+from fastbert_tf.data.rows import empty_text_message
 from fastbert_tf.data.rows import RowError
 from fastbert_tf.data.rows import show
 

@@ -1,5 +1,6 @@
-"""Every absl flag of the command-line tools. Only entry points call
-define_flags(); library code receives frozen config objects instead."""
+"""The flags of the training, sweep and export commands (predict, serve,
+flops and beam define their own). Only commands call these functions;
+library code receives frozen config objects instead."""
 
 from absl import flags
 
@@ -206,7 +207,7 @@ def flags_to_flagfile(flag_values, names):
 
 
 def define_sweep_flags():
-  """Flags of `python -m fastbert_tf.sweep` (besides define_exit_flags())."""
+  """Flags of fastbert-sweep (besides define_exit_flags())."""
   _define("string", "model_dir", None,
           "A saved fastbert_tf model directory (required).")
   _define("string", "data", "quickstart",

@@ -1,5 +1,5 @@
 """The local server's absl flags and their translation into LocalServer
-arguments (only the entry point defines them)."""
+arguments (fastbert-serve defines them)."""
 
 from absl import flags
 
@@ -13,6 +13,7 @@ _BATCHING = batching.BatchingOptions()
 
 
 def define_flags():
+  """Every flag of fastbert-serve."""
   flags.DEFINE_string("model_base_path", None,
                       "Export base directory: <base>/<version>/saved_model.pb.")
   flags.DEFINE_string("model_name", "default",

@@ -5,7 +5,7 @@ One object, two kinds of model on disk (and `Predictor.connect` for a
 served export, over gRPC):
   - a training `--model_dir` (config.json + weights + tokenizer, read by
     `models.saving.load_model`), run through the same tf.function as the
-    export's text signature (`serving.export_module.ServingModule`);
+    export's text signature (`serving.serving_module.ServingModule`);
   - a SavedModel export: a version directory (`<base>/<version>/`) or the
     export base (its newest numeric version), run through its
     `predict_text` signature.
@@ -15,61 +15,18 @@ or one per text. TensorFlow is imported when a model is loaded, not when
 this module is.
 """
 
-import dataclasses
-import math
-
 import numpy as np
 
-from fastbert_tf import predictor_backends as backends
 from fastbert_tf.data import rows
 from fastbert_tf.data.labels import LabelSet
+from fastbert_tf.predictor import backends
+from fastbert_tf.predictor.predictions import check_speeds
+from fastbert_tf.predictor.predictions import checked_texts
+from fastbert_tf.predictor.predictions import positive
+from fastbert_tf.predictor.predictions import Predictions
 
 DEFAULT_BATCH_SIZE = 64
 resolve_model_path = backends.resolve_model_path
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Predictions:
-  """Per-text answers of `Predictor.predict`, in input order.
-
-  Attributes:
-    label: int32 [n], the class id.
-    label_name: tuple of n str, the class name (its id as a string when the
-      model has no names).
-    probabilities: float32 [n, num_classes], of the answering classifier.
-    exit_layer: int32 [n], 1-based layer that answered.
-    uncertainty: float32 [n], the answering classifier's exit score.
-    flops: float32 [n], per-text FLOPs in the paper's unit.
-    baseline_flops: float, the full model's FLOPs per text.
-  """
-  label: np.ndarray
-  label_name: tuple
-  probabilities: np.ndarray
-  exit_layer: np.ndarray
-  uncertainty: np.ndarray
-  flops: np.ndarray
-  baseline_flops: float
-
-  def __len__(self):
-    return len(self.label)
-
-  @property
-  def mean_exit_layer(self):
-    return float(np.mean(self.exit_layer)) if len(self) else math.nan
-
-  @property
-  def speedup(self):
-    """Full-model FLOPs / mean FLOPs of these texts (paper Table 2)."""
-    return (self.baseline_flops / float(np.mean(self.flops)) if len(self)
-            else math.nan)
-
-  def record(self, i):
-    """Text i's answer as a json-ready dict."""
-    return dict(label=int(self.label[i]), label_name=self.label_name[i],
-                probabilities=[float(p) for p in self.probabilities[i]],
-                exit_layer=int(self.exit_layer[i]),
-                uncertainty=float(self.uncertainty[i]),
-                flops=float(self.flops[i]))
 
 
 class Predictor:
@@ -121,7 +78,7 @@ class Predictor:
                        f"{self.labels.num_classes} classes, the model has "
                        f"{self.num_classes}")
     self.source = source
-    self.batch_size = _positive("batch_size", batch_size)
+    self.batch_size = positive("batch_size", batch_size)
     self.sort_by_length = True
 
   @property
@@ -211,13 +168,13 @@ class Predictor:
         and what was expected.
       TypeError: texts (or text_b) not a list of str (None, a number).
     """
-    texts, text_b = _texts("texts", texts), text_b
+    texts, text_b = checked_texts("texts", texts), text_b
     if self.text_pair != (text_b is not None):
       raise ValueError(
           f"{self.source} is a {'pair' if self.text_pair else 'single-text'}"
           f" model: {'give' if self.text_pair else 'do not give'} text_b")
     if text_b is not None:
-      text_b = _texts("text_b", text_b)
+      text_b = checked_texts("text_b", text_b)
       if len(text_b) != len(texts):
         raise ValueError(f"text_b has {len(text_b)} texts, texts "
                          f"{len(texts)}")
@@ -225,7 +182,7 @@ class Predictor:
     if text_b is not None:
       self._refuse_empty("text_b", text_b)
     speeds = check_speeds(speed, len(texts))
-    size = _positive("batch_size", self.batch_size if batch_size is None
+    size = positive("batch_size", self.batch_size if batch_size is None
                      else batch_size)
     # Batches of similar lengths pad little (a batch runs at its longest
     # text's length); answers go back to input order below.
@@ -265,50 +222,3 @@ class Predictor:
         uncertainty=cat("uncertainty", np.float32, [0]),
         flops=cat("flops", np.float32, [0]),
         baseline_flops=self.baseline_flops)
-
-
-def check_speeds(speed, n):
-  """float or sequence of n floats in [0, 1] -> float32 numpy [n].
-
-  Raises:
-    ValueError: naming the bad value (NaN included) or the length.
-  """
-  values = np.asarray(speed, dtype=np.float64)
-  if values.ndim == 0:
-    values = np.full([n], float(values))
-  elif values.shape != (n,):
-    raise ValueError(f"speed must be one float or one per text ({n}), got "
-                     f"shape {list(values.shape)}")
-  bad = np.flatnonzero(~((values >= 0.0) & (values <= 1.0)))
-  if bad.size:
-    raise ValueError(f"speed[{bad[0]}] must be a number in [0, 1], got "
-                     f"{values[bad[0]]}")
-  return values.astype(np.float32)
-
-
-def _texts(name, texts):
-  if isinstance(texts, (str, bytes)):
-    texts = [texts]
-  if texts is None or not hasattr(texts, "__iter__"):
-    raise TypeError(f"{name} must be a list of str, got "
-                    f"{type(texts).__name__}")
-  texts = list(texts)
-  for i, text in enumerate(texts):
-    if isinstance(text, bytes):
-      try:
-        text = text.decode("utf-8")
-      except UnicodeDecodeError as e:
-        raise ValueError(f"{name}[{i}] is not valid UTF-8 ({e.reason} at "
-                         f"byte {e.start}); expected str or UTF-8 "
-                         "bytes") from None
-      texts[i] = text
-    if not isinstance(text, str):
-      raise ValueError(f"{name}[{i}] must be a str, got "
-                       f"{type(text).__name__}")
-  return texts
-
-
-def _positive(name, value):
-  if int(value) < 1:
-    raise ValueError(f"{name} must be >= 1, got {value}")
-  return int(value)
