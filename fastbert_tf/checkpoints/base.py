@@ -2,7 +2,7 @@
 
 A reader describes a foreign checkpoint as data:
   * `MAP`: {target weight pattern: (source tensor pattern, layout)}, one row
-    per BertBackbone weight. Patterns hold `{i}` (layer index) and the
+    per FastBertBackbone weight. Patterns hold `{i}` (layer index) and the
     reader's own fields (e.g. `{prefix}`); target paths are relative to the
     backbone (`transformer_layer_{i}/self_attention_layer/query/kernel`).
   * `UNUSED`: ((regex, reason), ...) for source tensors that are knowingly
@@ -34,7 +34,7 @@ class CheckpointInfo:
 
   Attributes:
     format: "huggingface", "google_tf1", "keras_hub", "uer" or "fastbert_tf".
-    architecture: BertBackbone kwargs in keras-hub names (vocabulary_size,
+    architecture: FastBertBackbone kwargs in keras-hub names (vocabulary_size,
       num_layers, num_heads, hidden_dim, intermediate_dim,
       max_sequence_length, num_segments, layer_norm_epsilon, activation; plus
       layer_norm_type for UER checkpoints).
@@ -197,7 +197,7 @@ def apply_map(backbone, source, rows, unused_patterns, fmt, path):
   """Checks `rows` against the backbone and the source, then writes them.
 
   Args:
-    backbone: a built BertBackbone.
+    backbone: a built FastBertBackbone.
     source: TensorSource of the checkpoint.
     rows: [(source name, target path, layout)], from `expand_map`.
     unused_patterns: ((regex, reason), ...) of knowingly unused tensors.

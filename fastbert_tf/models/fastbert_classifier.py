@@ -7,7 +7,7 @@ from keras import ops
 from fastbert_tf.layers.student_classifier import StudentClassifier
 from fastbert_tf.models import losses
 from fastbert_tf.models import phases
-from fastbert_tf.models.bert_backbone import BertBackbone
+from fastbert_tf.models.bert_backbone import FastBertBackbone
 
 
 @keras.saving.register_keras_serializable(package="fastbert_tf")
@@ -85,7 +85,7 @@ class FastBertClassifier(keras.Model):
       raise ValueError(f"num_layers must be >= 1, got {num_layers}")
     if num_classes < 2:
       raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    self.backbone = BertBackbone(
+    self.backbone = FastBertBackbone(
         vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim,
         max_sequence_length=max_sequence_length, num_segments=num_segments,
         dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,

@@ -15,7 +15,7 @@ Plain functions that raise AssertionError, for pytest tests:
 `input_data` is what the layer is called with: a dict whose keys are all
 arguments of `call()` is passed as keyword arguments (StudentClassifier:
 `hidden`, `padding_mask`), any other dict or array as the one positional
-input (FastBertClassifier and BertBackbone take the `inputs` dict).
+input (FastBertClassifier and FastBertBackbone take the `inputs` dict).
 
 Example:
 
