@@ -4,7 +4,8 @@ One module per format, each a name table plus a loader; `base.apply_map`
 checks and writes. Typical use:
 
   info = checkpoints.read_info(path)
-  model = FastBertClassifier(**info.architecture, num_classes=2)
+  model = FastBertClassifier(FastBertBackbone(**info.architecture),
+                             num_classes=2)
   model.build()
   report = checkpoints.restore_backbone(model.backbone, path)
   encoder = TextEncoder(info.vocab_path, 128, lowercase=info.lowercase,

@@ -40,8 +40,10 @@ class FastBertBackbone(keras.layers.Layer):
       FastBERT authors' UER checkpoints): picks the embeddings' LayerNorm
       and the transformer block class (TRANSFORMER_ENCODERS), whose
       `make_layer_norm` builds the blocks' LayerNorms.
-    **kwargs: `name`, `dtype` (a Keras dtype policy, passed to every
-      sublayer) and the other `keras.layers.Layer` arguments.
+    **kwargs: `name` ("backbone" by default: the weight paths of saved
+      models and checkpoint readers start with it), `dtype` (a Keras dtype
+      policy, passed to every sublayer) and the other `keras.layers.Layer`
+      arguments.
 
   Examples:
 
@@ -59,7 +61,10 @@ class FastBertBackbone(keras.layers.Layer):
                intermediate_dim, max_sequence_length=512, num_segments=2,
                dropout=0.1, layer_norm_epsilon=1e-12, activation="gelu",
                layer_norm_type="bert", **kwargs):
+    kwargs.setdefault("name", "backbone")
     super().__init__(**kwargs)
+    if num_layers < 1:
+      raise ValueError(f"num_layers must be >= 1, got {num_layers}")
     if hidden_dim % num_heads:
       raise ValueError(f"hidden_dim {hidden_dim} is not divisible by "
                        f"num_heads {num_heads}")
