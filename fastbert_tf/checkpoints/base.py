@@ -14,18 +14,16 @@ every offending tensor at once, and leaves the backbone untouched.
 """
 
 import dataclasses
-import math
 import re
 from typing import Callable
 
 import numpy as np
 
+# Also part of this module's interface (readers and bench/ use them).
+from fastbert_tf.checkpoints.layouts import convert
+from fastbert_tf.checkpoints.layouts import expected_source_shape
+from fastbert_tf.checkpoints.layouts import LAYOUTS
 from fastbert_tf.errors import UserError
-
-# Layout -> where a target kernel splits into (input dims, output dims).
-# "*_t" layouts are PyTorch Linear weights, stored [out, in].
-_SPLITS = {"kernel": 1, "kernel_t": 1, "out_kernel": 2, "out_kernel_t": 2}
-LAYOUTS = ("same", "flat") + tuple(_SPLITS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,25 +136,6 @@ def keep_rows(source, rows, target, kept_ids, path):
     value = source.load(tensor)
     return value[kept] if tensor == name else value
   return TensorSource(shapes, load)
-
-
-def expected_source_shape(layout, target_shape):
-  """The source shape a layout maps onto `target_shape` (tuple of int)."""
-  t = tuple(int(d) for d in target_shape)
-  if layout == "same":
-    return t
-  if layout == "flat":
-    return (math.prod(t),)
-  k = _SPLITS[layout]
-  shape = (math.prod(t[:k]), math.prod(t[k:]))
-  return shape[::-1] if layout.endswith("_t") else shape
-
-
-def convert(layout, array, target_shape):
-  """Source array -> array of `target_shape` (transpose, then reshape)."""
-  if layout.endswith("_t"):
-    array = array.T
-  return np.reshape(array, target_shape)
 
 
 def backbone_weights(backbone):

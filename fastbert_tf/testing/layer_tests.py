@@ -51,15 +51,9 @@ def call_layer(layer, input_data, **kwargs):
 
 
 def instantiate(cls, init_kwargs, dtype=None):
-  """`cls(**init_kwargs)`, every layer argument (a task's backbone) cloned
-  from its config, so that instances share no weights.
-
-  Args:
-    cls: the layer or model class.
-    init_kwargs: dict of constructor kwargs.
-    dtype: optional dtype policy for the instance and the cloned layers (a
-      task runs under its backbone's policy, as keras-hub's do).
-  """
+  """`cls(**init_kwargs)`, each layer argument (a task's backbone) cloned
+  from its config so that instances share no weights; `dtype` (optional)
+  reaches the clones too: a task runs under its backbone's policy."""
   kwargs = {}
   for key, value in init_kwargs.items():
     if isinstance(value, keras.layers.Layer):
