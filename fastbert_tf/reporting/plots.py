@@ -13,8 +13,6 @@ notebook's, say) is left alone.
 
 import os
 
-import numpy as np
-
 from fastbert_tf.reporting import layer_plots
 
 OURS = dict(color="tab:blue", marker="o", markersize=4, linewidth=1.8)
