@@ -1,6 +1,6 @@
 """Checkpoint parity on real weights: all-MiniLM-L6-v2 through our reader.
 
-Restores the Hugging Face checkpoint into our BertBackbone, runs a few real
+Restores the Hugging Face checkpoint into our FastBertBackbone, runs a few real
 English sentences (tokenized by our TextEncoder) through it and through the
 float64 numpy reference (fastbert_tf.testing.numpy_bert) on the raw arrays,
 and records the max difference per layer plus mean-pooled cosine
@@ -42,7 +42,7 @@ def main(argv):
       model_dir=_MODEL_DIR.value,
       reference="float64 numpy BERT (fastbert_tf.testing.numpy_bert), erf "
                 "GELU, on the raw safetensors arrays; ours: float32 "
-                "BertBackbone restored by fastbert_tf.checkpoints",
+                "FastBertBackbone restored by fastbert_tf.checkpoints",
       num_texts=len(texts),
       num_real_tokens=int(result["padding_mask"].sum()),
       max_abs_diff_per_layer=result["diffs"],

@@ -61,6 +61,7 @@ from absl import app
 from absl import flags
 
 from bench import peers_lib
+from fastbert_tf.models import architecture
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "worker", ["prepare", "worker"], "What to do.")
@@ -138,7 +139,7 @@ def heads_state_dict(model):
 
 def hf_config(model):
   """config.json of a transformers BertModel with our backbone's shape."""
-  c = model.get_config()
+  c = architecture.flatten(model.get_config())
   return dict(model_type="bert", architectures=["BertModel"],
               vocab_size=c["vocabulary_size"], hidden_size=c["hidden_dim"],
               num_hidden_layers=c["num_layers"],
@@ -161,7 +162,7 @@ def prepare():
   from fastbert_tf.export import tflite  # pylint: disable=g-import-not-at-top
   from fastbert_tf.inference import single_text  # pylint: disable=g-import-not-at-top
   model, encoder = saving.load_model(FLAGS.model_dir)
-  if model.get_config()["layer_norm_type"] != "bert" or encoder.text_pair:
+  if model.backbone.layer_norm_type != "bert" or encoder.text_pair:
     raise ValueError("the peers need a single-text model with BERT LayerNorm")
   test = sources.load_split(FLAGS.data, "test")
   texts = list(test.texts_a[:FLAGS.max_samples])
@@ -210,7 +211,7 @@ def prepare():
           exit_layers=np.concatenate([o["exit_layer"] for o in outs]).tolist(),
           uncertainty=np.concatenate([o["uncertainty"] for o in outs]).tolist(),
           flops=np.concatenate([o["flops"] for o in outs]).tolist())
-  c = model.get_config()
+  c = architecture.flatten(model.get_config())
   meta = dict(texts=texts, gold=gold,
               model_dir=os.path.abspath(FLAGS.model_dir),
               num_layers=c["num_layers"], num_classes=c["num_classes"],

@@ -62,7 +62,7 @@ def _fastbert(phase, policy, jit):
   arch = presets.get_preset(FLAGS.preset)
   arch.update(vocabulary_size=FLAGS.vocabulary_size, num_classes=2,
               dtype=policy)
-  model = FastBertClassifier(**arch)
+  model = FastBertClassifier.from_architecture(**arch)
   model.build()
   model.phase_config = phases.PhaseConfig(phase)
   model.compile(optimization.make_optimizer(2e-5, 1000), jit_compile=jit)

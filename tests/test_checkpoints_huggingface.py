@@ -10,7 +10,7 @@ from safetensors.numpy import save_file
 
 from fastbert_tf import checkpoints
 from fastbert_tf import testing
-from fastbert_tf.models.bert_backbone import BertBackbone
+from fastbert_tf.models.bert_backbone import FastBertBackbone
 from fastbert_tf.testing import numpy_bert
 
 ARCH = dict(vocabulary_size=len(testing.TINY_VOCAB), num_layers=2,
@@ -55,7 +55,7 @@ def hf_tensors(params, prefix="bert.", heads=True):
 
 def restore_and_compare(path, params, activation="gelu"):
   info = checkpoints.read_info(path)
-  backbone = BertBackbone(**info.architecture, dropout=0.0)
+  backbone = FastBertBackbone(**info.architecture, dropout=0.0)
   report = checkpoints.restore_backbone(backbone, path)
   inputs = testing.random_inputs(4, 11, ARCH["vocabulary_size"], seed=2)
   ours = [h.numpy() for h in backbone(inputs)]
@@ -127,7 +127,7 @@ def test_missing_tensor_is_named(tmp_path):
   tensors = hf_tensors(numpy_bert.random_params(**ARCH))
   del tensors["bert.encoder.layer.1.output.dense.bias"]
   path = write_checkpoint(tmp_path, tensors)
-  backbone = BertBackbone(**checkpoints.read_info(path).architecture)
+  backbone = FastBertBackbone(**checkpoints.read_info(path).architecture)
   with pytest.raises(checkpoints.CheckpointMismatchError,
                      match=r"missing.*bert\.encoder\.layer\.1\.output\.dense"
                      r"\.bias"):
@@ -139,7 +139,7 @@ def test_unexpected_tensor_is_named(tmp_path):
   tensors["bert.encoder.layer.0.attention.self.rotary.weight"] = np.zeros(
       3, np.float32)
   path = write_checkpoint(tmp_path, tensors)
-  backbone = BertBackbone(**checkpoints.read_info(path).architecture)
+  backbone = FastBertBackbone(**checkpoints.read_info(path).architecture)
   with pytest.raises(checkpoints.CheckpointMismatchError,
                      match=r"unexpected.*attention\.self\.rotary\.weight"):
     checkpoints.restore_backbone(backbone, path)
@@ -150,7 +150,7 @@ def test_wrong_shape_names_source_target_and_shapes(tmp_path):
   name = "bert.encoder.layer.0.intermediate.dense.weight"
   tensors[name] = np.zeros((16, 32), np.float32)  # [in, out]: not transposed
   path = write_checkpoint(tmp_path, tensors)
-  backbone = BertBackbone(**checkpoints.read_info(path).architecture)
+  backbone = FastBertBackbone(**checkpoints.read_info(path).architecture)
   backbone.build((None, None))
   before = [w.numpy() for w in backbone.weights]
   with pytest.raises(checkpoints.CheckpointMismatchError) as error:
@@ -171,7 +171,7 @@ def test_architecture_mismatch_is_named(tmp_path):
   with pytest.raises(checkpoints.CheckpointMismatchError,
                      match=r"activation: backbone has 'gelu_approximate', "
                      r"checkpoint needs 'gelu'"):
-    checkpoints.restore_backbone(BertBackbone(**architecture), path)
+    checkpoints.restore_backbone(FastBertBackbone(**architecture), path)
 
 
 def test_sharded_safetensors(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from fastbert_tf import checkpoints
 from fastbert_tf import testing
-from fastbert_tf.models.bert_backbone import BertBackbone
+from fastbert_tf.models.bert_backbone import FastBertBackbone
 from fastbert_tf.testing import numpy_bert
 
 VOCAB = len(testing.TINY_VOCAB)
@@ -49,7 +49,7 @@ def test_read_info(preset):
 
 def test_matches_keras_hub_and_numpy_reference(preset):
   path, model = preset
-  backbone = BertBackbone(**checkpoints.read_info(path).architecture,
+  backbone = FastBertBackbone(**checkpoints.read_info(path).architecture,
                           dropout=0.0)
   report = checkpoints.restore_backbone(backbone, path)
   assert set(report.unused) == {"pooled_dense/kernel", "pooled_dense/bias"}
@@ -72,7 +72,7 @@ def test_backbone_with_exact_gelu_is_refused(preset):
   architecture = dict(checkpoints.read_info(path).architecture,
                       activation="gelu")
   with pytest.raises(checkpoints.CheckpointMismatchError, match="activation"):
-    checkpoints.restore_backbone(BertBackbone(**architecture), path)
+    checkpoints.restore_backbone(FastBertBackbone(**architecture), path)
 
 
 if __name__ == "__main__":

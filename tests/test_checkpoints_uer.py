@@ -17,7 +17,7 @@ from fastbert_tf import testing
 from fastbert_tf.checkpoints import files
 from fastbert_tf.data import sources
 from fastbert_tf.layers.bert_embeddings import UerLayerNormalization
-from fastbert_tf.models.bert_backbone import BertBackbone
+from fastbert_tf.models.bert_backbone import FastBertBackbone
 from fastbert_tf.testing import numpy_bert
 from fastbert_tf.training import build
 from fastbert_tf.training.config import TrainConfig
@@ -63,7 +63,7 @@ def uer_inputs(batch, seq, seed):
 
 def restore_and_compare(path, params):
   info = checkpoints.read_info(path)
-  backbone = BertBackbone(**info.architecture, dropout=0.0)
+  backbone = FastBertBackbone(**info.architecture, dropout=0.0)
   report = checkpoints.restore_backbone(backbone, path)
   inputs = uer_inputs(3, 12, seed=31)
   ours = [h.numpy() for h in backbone(inputs)]
@@ -93,8 +93,8 @@ def test_uer_layer_norm_is_exact():
 
 
 def test_backbone_config_round_trips_layer_norm_type():
-  backbone = BertBackbone(**dict(ARCH, num_heads=2), layer_norm_type="uer")
-  clone = BertBackbone.from_config(backbone.get_config())
+  backbone = FastBertBackbone(**dict(ARCH, num_heads=2), layer_norm_type="uer")
+  clone = FastBertBackbone.from_config(backbone.get_config())
   assert clone.get_config() == backbone.get_config()
   clone.build((None, None))
   assert isinstance(clone.embeddings.layer_norm, UerLayerNormalization)
@@ -102,11 +102,11 @@ def test_backbone_config_round_trips_layer_norm_type():
     for name in ("_self_attention_layer_norm", "_feedforward_layer_norm"):
       assert isinstance(getattr(layer, name), UerLayerNormalization)
   names = sorted(w.path.split("/", 1)[1] for w in clone.weights)
-  default = BertBackbone(**dict(ARCH, num_heads=2))
+  default = FastBertBackbone(**dict(ARCH, num_heads=2))
   default.build((None, None))
   assert names == sorted(w.path.split("/", 1)[1] for w in default.weights)
   with pytest.raises(ValueError, match="layer_norm_type"):
-    BertBackbone(**dict(ARCH, num_heads=2), layer_norm_type="rms")
+    FastBertBackbone(**dict(ARCH, num_heads=2), layer_norm_type="rms")
 
 
 def test_read_info(tmp_path):
@@ -154,7 +154,7 @@ def test_bert_layer_norm_backbone_is_refused(tmp_path):
   del architecture["layer_norm_type"]
   with pytest.raises(checkpoints.CheckpointMismatchError,
                      match="layer_norm_type: backbone has 'bert'"):
-    checkpoints.restore_backbone(BertBackbone(**architecture), path)
+    checkpoints.restore_backbone(FastBertBackbone(**architecture), path)
 
 
 def test_real_torch_bin(tmp_path):

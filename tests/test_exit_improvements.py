@@ -136,7 +136,7 @@ def test_tune_exits_loss_is_the_depth_weighted_cross_entropy():
   expected = sum(w * ce for w, ce in zip(weights, per_layer))
   for phase, want in (("tune_exits", expected), ("joint", sum(per_layer))):
     model.phase_config = phases.PhaseConfig(phase)
-    got = model._supervised_losses(features, labels)  # pylint: disable=protected-access
+    got = phases.supervised_losses(model, features, labels)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
 
 

@@ -2,13 +2,16 @@
 
 import sys
 
+import keras
 import numpy as np
 import pytest
 
 from fastbert_tf import testing
 from fastbert_tf.errors import ModelDirError
 from fastbert_tf.data.tokenizer import TextEncoder
+from fastbert_tf.models import architecture
 from fastbert_tf.models import saving
+from fastbert_tf.models.bert_backbone import FastBertBackbone
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
 from fastbert_tf.testing import layer_tests
 
@@ -28,7 +31,7 @@ def test_sublayer_names_are_stable():
 
 def test_call_returns_every_classifier_and_backbone_every_layer():
   model = testing.tiny_model()
-  inputs = testing.random_inputs(4, 7, model.get_config()["vocabulary_size"])
+  inputs = testing.random_inputs(4, 7, model.backbone.vocabulary_size)
   assert model(inputs).shape == (4, 3, 3)
   hidden = model.backbone(inputs)
   assert len(hidden) == 3 and hidden[0].shape == (4, 7, 16)
@@ -81,11 +84,17 @@ def test_bad_architecture_is_rejected():
     testing.tiny_model(num_classes=1)
 
 
+def _task_kwargs(**overrides):
+  """tiny_config as a task's kwargs: a FastBertBackbone object + the heads'."""
+  backbone, head = architecture.split(testing.tiny_config(**overrides))
+  return dict(head, backbone=FastBertBackbone(**backbone))
+
+
 def test_layer_harness():
-  config = testing.tiny_config()
+  kwargs = _task_kwargs()
   layer_tests.run_layer_test(
-      FastBertClassifier, config,
-      testing.random_inputs(4, 7, config["vocabulary_size"]),
+      FastBertClassifier, kwargs,
+      testing.random_inputs(4, 7, kwargs["backbone"].vocabulary_size),
       expected_output_shape=(4, 3, 3),
       # backbone 5 + 3 * 16, three classifiers of 14
       expected_num_trainable_weights=5 + 3 * 16 + 3 * 14,
@@ -97,12 +106,62 @@ def test_layer_harness():
              pooling="max", dtype="mixed_bfloat16")],
                          ids=["bert", "uer-mixed_bfloat16"])
 def test_keras_saving(overrides, tmp_path):
-  config = testing.tiny_config(dropout=0.0, **overrides)
+  kwargs = _task_kwargs(dropout=0.0, **overrides)
   restored = layer_tests.run_model_saving_test(
-      FastBertClassifier, config,
-      testing.random_inputs(4, 7, config["vocabulary_size"], seed=6),
+      FastBertClassifier, kwargs,
+      testing.random_inputs(4, 7, kwargs["backbone"].vocabulary_size, seed=6),
       path=str(tmp_path))
   assert restored.dtype_policy.name == overrides.get("dtype", "float32")
+  assert restored.backbone.dtype_policy.name == restored.dtype_policy.name
+
+
+def test_backbone_is_an_argument_with_a_nested_config():
+  # keras-hub's task shape: the backbone object goes in, its serialized
+  # config comes out, and from_config rebuilds the same class.
+  backbone = FastBertBackbone(vocabulary_size=34, num_layers=2, num_heads=2,
+                              hidden_dim=16, intermediate_dim=32,
+                              layer_norm_type="uer")
+  model = FastBertClassifier(backbone=backbone, num_classes=4, pooling="mean")
+  assert model.backbone is backbone and model.num_layers == 2
+  assert (model.num_classes, model.pooling) == (4, "mean")
+  config = model.get_config()
+  assert config["backbone"] == keras.saving.serialize_keras_object(backbone)
+  assert config["backbone"]["class_name"] == "FastBertBackbone"
+  assert "num_layers" not in config  # the architecture lives in one place
+  clone = FastBertClassifier.from_config(config)
+  assert type(clone.backbone) is FastBertBackbone
+  assert clone.backbone.layer_norm_type == "uer"
+  assert clone.get_config() == config
+
+
+def test_flat_config_still_builds_the_model():
+  # config.json of directories written before the backbone became an
+  # argument: one flat dict.
+  flat = testing.tiny_config(pooling="max", layer_norm_type="uer")
+  model = FastBertClassifier.from_config(flat)
+  assert model.backbone.layer_norm_type == "uer" and model.pooling == "max"
+  got = architecture.flatten(model.get_config())
+  assert {k: got[k] for k in flat} == flat
+  assert got["exit_temperatures"] is None and got["num_segments"] == 2
+
+
+def test_dtype_other_than_the_backbones_is_refused():
+  backbone = FastBertBackbone(34, 2, 2, 16, 32)
+  with pytest.raises(ValueError, match="backbone's 'float32'"):
+    FastBertClassifier(backbone, num_classes=2, dtype="mixed_bfloat16")
+  with pytest.raises(TypeError, match="FastBertBackbone"):
+    FastBertClassifier(keras.layers.Dense(3), num_classes=2)
+
+
+def test_load_model_runs_in_another_dtype(tmp_path):
+  model = testing.tiny_model(seed=4, dtype="mixed_bfloat16")
+  saving.save_model(model, TextEncoder(testing.TINY_VOCAB, 12), str(tmp_path))
+  config = saving.read_json(str(tmp_path / "config.json"))
+  assert config["dtype"] == config["backbone"]["config"]["dtype"] == (
+      "mixed_bfloat16")
+  loaded, _ = saving.load_model(str(tmp_path), dtype="float32")
+  assert loaded.dtype_policy.name == "float32"
+  assert loaded.backbone.dtype_policy.name == "float32"
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pytest
 from fastbert_tf import checkpoints
 from fastbert_tf import testing
 from fastbert_tf.checkpoints import keras_hub_preset
-from fastbert_tf.models.bert_backbone import BertBackbone
+from fastbert_tf.models.bert_backbone import FastBertBackbone
 
 NAME = "bert_tiny_en_uncased"
 HANDLE = "kaggle://keras/bert/keras/bert_tiny_en_uncased/3"
@@ -53,7 +53,7 @@ def test_names_and_handles_resolve_to_the_download(cache, reference):
   assert {name for preset, name in requested} >= {
       "config.json", "metadata.json", "model.weights.h5"}
   assert {preset for preset, _ in requested} == {reference}
-  backbone = BertBackbone(**info.architecture)
+  backbone = FastBertBackbone(**info.architecture)
   report = checkpoints.restore_backbone(backbone, reference)
   assert "pooled_dense/kernel" in report.unused
 

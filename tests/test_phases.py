@@ -19,7 +19,7 @@ def _compile(model, optimizer, phase, **options):
 
 
 def _batch(model, seed=0):
-  inputs = testing.random_inputs(8, 7, model.get_config()["vocabulary_size"],
+  inputs = testing.random_inputs(8, 7, model.backbone.vocabulary_size,
                                  seed=seed)
   labels = np.arange(8, dtype=np.int32) % model.num_classes
   return inputs, labels

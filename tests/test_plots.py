@@ -6,6 +6,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from fastbert_tf.reporting import layer_plots
 from fastbert_tf.reporting import paper_results
 from fastbert_tf.reporting import plots
 
@@ -113,7 +114,7 @@ def test_accuracy_vs_speed_does_not_magnify_tiny_changes():
 
 def test_exit_histogram_has_a_bar_group_per_speed():
   records = _records(speeds=(0.1, 0.5, 0.8))
-  fig = plots.plot_exit_histogram(records)
+  fig = layer_plots.plot_exit_histogram(records)
   _labelled(fig)
   ax = fig.axes[0]
   assert len(ax.patches) == 3 * 4
@@ -123,7 +124,7 @@ def test_exit_histogram_has_a_bar_group_per_speed():
 
 
 def test_accuracy_by_uncertainty_has_a_line_per_layer():
-  fig = plots.plot_accuracy_by_uncertainty([_bins(1), _bins(2), _bins(4)],
+  fig = layer_plots.plot_accuracy_by_uncertainty([_bins(1), _bins(2), _bins(4)],
                                            "entropy")
   _labelled(fig)
   top, bottom = fig.axes
@@ -136,7 +137,7 @@ def test_accuracy_by_uncertainty_has_a_line_per_layer():
 
 
 def test_classifier_accuracy_bars():
-  fig = plots.plot_classifier_accuracy([0.7, 0.8, 0.85, 0.9])
+  fig = layer_plots.plot_classifier_accuracy([0.7, 0.8, 0.85, 0.9])
   _labelled(fig)
   ax = fig.axes[0]
   assert [round(p.get_height(), 6) for p in ax.patches] == [70, 80, 85, 90]

@@ -38,7 +38,7 @@ def model():
 @pytest.fixture(scope="module")
 def texts(model):
   """12 single-text inputs of lengths 2..16, each without padding."""
-  ids = testing.random_inputs(12, SEQ, model.get_config()["vocabulary_size"],
+  ids = testing.random_inputs(12, SEQ, model.backbone.vocabulary_size,
                               seed=3)
   return [{k: v[i:i + 1, :int(ids["padding_mask"][i].sum())]
            for k, v in ids.items()} for i in range(12)]
@@ -133,8 +133,8 @@ def test_export_answers_as_the_loop(model, texts, exported):
       _assert_same(signature(speed=tf.constant(speed), **inputs),
                    loop(**inputs, speed=tf.constant(speed)))
     # A batch takes the loop: same answers as the loop, per sample speed.
-    batch = testing.random_inputs(5, SEQ, model.get_config()[
-        "vocabulary_size"], seed=4)
+    batch = testing.random_inputs(5, SEQ, model.backbone.vocabulary_size,
+                                  seed=4)
     batch = {k: tf.constant(v) for k, v in batch.items()}
     _assert_same(signature(speed=tf.constant([speed] * 5), **batch),
                  loop(**batch, speed=tf.constant([speed] * 5)))
@@ -149,7 +149,7 @@ def test_bucket_is_chosen_by_the_length_without_trailing_padding(
   encoder = TextEncoder(testing.TINY_VOCAB, SEQ)
   path = exporter.export_saved_model(model, encoder, str(tmp_path),
                                    single_text_buckets=(4, 8))
-  long = testing.random_inputs(1, SEQ, model.get_config()["vocabulary_size"],
+  long = testing.random_inputs(1, SEQ, model.backbone.vocabulary_size,
                                seed=5, min_length=SEQ)
   short = next(f for f in texts if f["token_ids"].shape[1] <= 8)
   padded = {k: np.pad(v, [[0, 0], [0, SEQ - v.shape[1]]])
@@ -176,7 +176,7 @@ def test_buckets_past_the_position_table_are_cut_to_it(model, texts):
   """A bucket longer than max_sequence_length would index past the
   position embeddings: it becomes max_sequence_length (as the default's
   last bucket is)."""
-  limit = model.get_config()["max_sequence_length"]
+  limit = model.backbone.max_sequence_length
   loop = early_exit.compiled_early_exit(model, _table(model))
   f = texts[-1]
   assert f["token_ids"].shape[1] > 4

@@ -1,10 +1,11 @@
-"""Checkpoint readers: foreign BERT checkpoints into our BertBackbone.
+"""Checkpoint readers: foreign BERT checkpoints into our FastBertBackbone.
 
 One module per format, each a name table plus a loader; `base.apply_map`
 checks and writes. Typical use:
 
   info = checkpoints.read_info(path)
-  model = FastBertClassifier(**info.architecture, num_classes=2)
+  model = FastBertClassifier(FastBertBackbone(**info.architecture),
+                             num_classes=2)
   model.build()
   report = checkpoints.restore_backbone(model.backbone, path)
   encoder = TextEncoder(info.vocab_path, 128, lowercase=info.lowercase,
@@ -92,7 +93,7 @@ def read_info(path):
     path: str, as for `detect_format`.
 
   Returns:
-    CheckpointInfo; `architecture` is valid BertBackbone kwargs.
+    CheckpointInfo; `architecture` is valid FastBertBackbone kwargs.
   """
   return _reader(detect_format(path)).read_info(path)
 
@@ -107,7 +108,7 @@ def restore_backbone(backbone, path, kept_ids=None):
   shape as expected.
 
   Args:
-    backbone: a BertBackbone (built here if it is not yet), e.g.
+    backbone: a FastBertBackbone (built here if it is not yet), e.g.
       `model.backbone` of a FastBertClassifier, built from
       `read_info(path).architecture`.
     path: str, as for `detect_format`.

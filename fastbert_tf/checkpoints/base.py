@@ -2,7 +2,7 @@
 
 A reader describes a foreign checkpoint as data:
   * `MAP`: {target weight pattern: (source tensor pattern, layout)}, one row
-    per BertBackbone weight. Patterns hold `{i}` (layer index) and the
+    per FastBertBackbone weight. Patterns hold `{i}` (layer index) and the
     reader's own fields (e.g. `{prefix}`); target paths are relative to the
     backbone (`transformer_layer_{i}/self_attention_layer/query/kernel`).
   * `UNUSED`: ((regex, reason), ...) for source tensors that are knowingly
@@ -14,18 +14,16 @@ every offending tensor at once, and leaves the backbone untouched.
 """
 
 import dataclasses
-import math
 import re
 from typing import Callable
 
 import numpy as np
 
+# Also part of this module's interface (readers and bench/ use them).
+from fastbert_tf.checkpoints.layouts import convert
+from fastbert_tf.checkpoints.layouts import expected_source_shape
+from fastbert_tf.checkpoints.layouts import LAYOUTS
 from fastbert_tf.errors import UserError
-
-# Layout -> where a target kernel splits into (input dims, output dims).
-# "*_t" layouts are PyTorch Linear weights, stored [out, in].
-_SPLITS = {"kernel": 1, "kernel_t": 1, "out_kernel": 2, "out_kernel_t": 2}
-LAYOUTS = ("same", "flat") + tuple(_SPLITS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +32,7 @@ class CheckpointInfo:
 
   Attributes:
     format: "huggingface", "google_tf1", "keras_hub", "uer" or "fastbert_tf".
-    architecture: BertBackbone kwargs in keras-hub names (vocabulary_size,
+    architecture: FastBertBackbone kwargs in keras-hub names (vocabulary_size,
       num_layers, num_heads, hidden_dim, intermediate_dim,
       max_sequence_length, num_segments, layer_norm_epsilon, activation; plus
       layer_norm_type for UER checkpoints).
@@ -140,25 +138,6 @@ def keep_rows(source, rows, target, kept_ids, path):
   return TensorSource(shapes, load)
 
 
-def expected_source_shape(layout, target_shape):
-  """The source shape a layout maps onto `target_shape` (tuple of int)."""
-  t = tuple(int(d) for d in target_shape)
-  if layout == "same":
-    return t
-  if layout == "flat":
-    return (math.prod(t),)
-  k = _SPLITS[layout]
-  shape = (math.prod(t[:k]), math.prod(t[k:]))
-  return shape[::-1] if layout.endswith("_t") else shape
-
-
-def convert(layout, array, target_shape):
-  """Source array -> array of `target_shape` (transpose, then reshape)."""
-  if layout.endswith("_t"):
-    array = array.T
-  return np.reshape(array, target_shape)
-
-
 def backbone_weights(backbone):
   """{path relative to the backbone: variable} for every backbone weight.
 
@@ -197,7 +176,7 @@ def apply_map(backbone, source, rows, unused_patterns, fmt, path):
   """Checks `rows` against the backbone and the source, then writes them.
 
   Args:
-    backbone: a built BertBackbone.
+    backbone: a built FastBertBackbone.
     source: TensorSource of the checkpoint.
     rows: [(source name, target path, layout)], from `expand_map`.
     unused_patterns: ((regex, reason), ...) of knowingly unused tensors.

@@ -10,9 +10,10 @@ import os
 from fastbert_tf.checkpoints import base
 from fastbert_tf.checkpoints import files
 from fastbert_tf.checkpoints import keras_hub_preset
+from fastbert_tf.models import architecture as architecture_lib
 
 FORMAT = "fastbert_tf"
-NEEDS = ("config.json (FastBertClassifier kwargs), model.weights.h5, "
+NEEDS = ("config.json (a FastBertClassifier config), model.weights.h5, "
          "tokenizer.json and vocab.txt or sentencepiece.model")
 
 # Same sublayer names as ours, one level down in the saved model.
@@ -33,13 +34,14 @@ def matches(path):
               "config.json", "model.weights.h5", "tokenizer.json")) and
           files.optional_file(path, "vocab.txt", "sentencepiece.model")):
     return False
-  return "num_layers" in files.read_json(os.path.join(path, "config.json"))
+  config = files.read_json(os.path.join(path, "config.json"))
+  return "num_layers" in architecture_lib.flatten(config)
 
 
 def read_info(path):
   """config.json + tokenizer.json -> CheckpointInfo."""
   config_path = os.path.join(path, "config.json")
-  config = files.read_json(config_path)
+  config = architecture_lib.flatten(files.read_json(config_path))
   missing = [k for k in _ARCHITECTURE if k not in config]
   if missing:
     raise ValueError(f"{config_path}: fields {missing} are missing")

@@ -85,8 +85,8 @@ def load_torch_state_dict(path):
 
 def bert_config_architecture(config, config_path, activations,
                              default_segments, layer_norm_epsilon):
-  """BertBackbone kwargs from a BERT config dict (Google's bert_config.json
-  and Hugging Face's config.json share these field names).
+  """FastBertBackbone kwargs from a BERT config dict (Google's
+  bert_config.json and Hugging Face's config.json share these field names).
 
   Args:
     config: dict, the parsed json.

@@ -73,7 +73,7 @@ UNUSED = (
     (r"classifier\.(weight|bias)", "BertForSequenceClassification head"),
 )
 
-# hidden_act -> BertBackbone activation. HF's "gelu" is the exact erf form;
+# hidden_act -> FastBertBackbone activation. HF's "gelu" is the exact erf form;
 # "gelu_new"/"gelu_pytorch_tanh" are the tanh approximation.
 _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_approximate",
                 "gelu_pytorch_tanh": "gelu_approximate", "relu": "relu"}

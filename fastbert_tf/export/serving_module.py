@@ -64,7 +64,7 @@ class ServingModule(tf.Module):
     self.model_variables = [v.value for v in model.variables]
     self.encoder = encoder
     self.text_pair = bool(text_pair)
-    config = model.get_config()
+    config = model.backbone.get_config()
     limits = dict(vocabulary_size=config["vocabulary_size"],
                   num_segments=config["num_segments"],
                   max_sequence_length=config["max_sequence_length"])

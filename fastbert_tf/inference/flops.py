@@ -12,6 +12,8 @@ layer, 0.11% off the paper.
 
 import dataclasses
 
+from fastbert_tf.models import architecture
+
 
 def dense_flops(positions, d_in, d_out):
   """FLOPs of y = x W (no bias) applied at `positions` positions."""
@@ -76,13 +78,16 @@ class FlopsTable:
 
 
 def flops_table(config, seq_len=None):
-  """FlopsTable for a FastBertClassifier config (its kwargs dict).
+  """FlopsTable for a FastBertClassifier config.
 
   Args:
-    config: dict with num_layers, hidden_dim, intermediate_dim, num_classes,
-      classifier_hidden_dim (default 128), max_sequence_length.
+    config: `model.get_config()` (the backbone nested), or the flat
+      architecture dict (models.architecture) with num_layers, hidden_dim,
+      intermediate_dim, num_classes, classifier_hidden_dim (default 128),
+      max_sequence_length.
     seq_len: int, padded length; defaults to the config's max_sequence_length.
   """
+  config = architecture.flatten(config)
   seq_len = seq_len or config["max_sequence_length"]
   return FlopsTable(
       layer=transformer_layer_flops(seq_len, config["hidden_dim"],

@@ -65,7 +65,7 @@ def _usable_buckets(model, buckets):
   Raises:
     ValueError: no bucket, or one < 1.
   """
-  limit = int(model.get_config()["max_sequence_length"])
+  limit = int(model.backbone.max_sequence_length)
   if buckets is None:
     return buckets_for(limit)
   kept = tuple(sorted({min(int(b), limit) for b in buckets}))

@@ -1,20 +1,22 @@
-"""The BERT encoder, exposing every layer's hidden states."""
+"""FastBertBackbone: the BERT encoder, exposing every layer's hidden states."""
 
 import keras
-import keras_hub
 from keras import ops
 
 from fastbert_tf.layers.bert_embeddings import BertEmbeddings
-from fastbert_tf.layers.bert_embeddings import UerLayerNormalization
+from fastbert_tf.layers.transformer_encoder import TRANSFORMER_ENCODERS
 
 
 @keras.saving.register_keras_serializable(package="fastbert_tf")
-class BertBackbone(keras.layers.Layer):
+class FastBertBackbone(keras.layers.Layer):
   """Embeddings plus a stack of post-LayerNorm transformer layers.
 
-  Transformer layers are `keras_hub.layers.TransformerEncoder` blocks named
+  Transformer layers are `layers.transformer_encoder.TransformerEncoder`
+  blocks (keras-hub's arithmetic and weight names) named
   `transformer_layer_{i}` (0-based), like keras-hub's BertBackbone; unlike
-  it, the activation defaults to exact-erf GELU as in Google/HF BERT.
+  it, the activation defaults to exact-erf GELU as in Google/HF BERT. Named
+  FastBertBackbone so that it is never confused with
+  `keras_hub.models.BertBackbone`, whose presets checkpoints/ reads.
 
   The early-exit loop calls `embed()` and `transformer_layers[i]` one at a
   time; training calls the whole stack through `call()`.
@@ -35,14 +37,19 @@ class BertBackbone(keras.layers.Layer):
       `keras.activations.get` knows.
     layer_norm_type: "bert" (Keras LayerNormalization, Google/HF/keras-hub
       checkpoints) or "uer" (UerLayerNormalization everywhere, for the
-      FastBERT authors' UER checkpoints).
-    **kwargs: `name`, `dtype` (a Keras dtype policy, passed to every
-      sublayer) and the other `keras.layers.Layer` arguments.
+      FastBERT authors' UER checkpoints): picks the embeddings' LayerNorm
+      and the transformer block class (TRANSFORMER_ENCODERS), whose
+      `make_layer_norm` builds the blocks' LayerNorms.
+    **kwargs: `name` ("backbone" by default: the weight paths of saved
+      models and checkpoint readers start with it), `dtype` (a Keras dtype
+      policy, passed to every sublayer) and the other `keras.layers.Layer`
+      arguments.
 
   Examples:
 
-  >>> backbone = BertBackbone(vocabulary_size=34, num_layers=2, num_heads=2,
-  ...                         hidden_dim=16, intermediate_dim=32)
+  >>> backbone = FastBertBackbone(vocabulary_size=34, num_layers=2,
+  ...                             num_heads=2, hidden_dim=16,
+  ...                             intermediate_dim=32)
   >>> ids = np.array([[2, 7, 9, 3, 0]], "int32")
   >>> hidden = backbone(dict(token_ids=ids, segment_ids=np.zeros_like(ids),
   ...                        padding_mask=(ids > 0).astype("int32")))
@@ -54,7 +61,10 @@ class BertBackbone(keras.layers.Layer):
                intermediate_dim, max_sequence_length=512, num_segments=2,
                dropout=0.1, layer_norm_epsilon=1e-12, activation="gelu",
                layer_norm_type="bert", **kwargs):
+    kwargs.setdefault("name", "backbone")
     super().__init__(**kwargs)
+    if num_layers < 1:
+      raise ValueError(f"num_layers must be >= 1, got {num_layers}")
     if hidden_dim % num_heads:
       raise ValueError(f"hidden_dim {hidden_dim} is not divisible by "
                        f"num_heads {num_heads}")
@@ -75,8 +85,10 @@ class BertBackbone(keras.layers.Layer):
         layer_norm_epsilon=layer_norm_epsilon,
         layer_norm_type=layer_norm_type, dtype=self.dtype_policy,
         name="embeddings")
-    encoder = (UerTransformerEncoder if layer_norm_type == "uer" else
-               keras_hub.layers.TransformerEncoder)
+    if layer_norm_type not in TRANSFORMER_ENCODERS:
+      raise ValueError(f"layer_norm_type {layer_norm_type!r}, expected one "
+                       f"of {sorted(TRANSFORMER_ENCODERS)}")
+    encoder = TRANSFORMER_ENCODERS[layer_norm_type]
     self.transformer_layers = [
         encoder(
             intermediate_dim=intermediate_dim, num_heads=num_heads,
@@ -137,34 +149,6 @@ class BertBackbone(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="fastbert_tf")
-class UerTransformerEncoder(keras_hub.layers.TransformerEncoder):
-  """keras-hub's TransformerEncoder with UER's LayerNorm in both places.
-
-  keras-hub creates its two LayerNorms inside `build()`; swapping each one as
-  it is assigned keeps the rest of keras-hub's build and call untouched, and
-  keeps the weight paths (`self_attention_layer_norm/gamma`...) unchanged.
-  """
-
-  _LAYER_NORMS = ("_self_attention_layer_norm", "_feedforward_layer_norm")
-
-  def __setattr__(self, name, value):
-    if (name in self._LAYER_NORMS and
-        isinstance(value, keras.layers.LayerNormalization)):
-      value = UerLayerNormalization(epsilon=value.epsilon, name=value.name,
-                                    dtype=value.dtype_policy)
-    super().__setattr__(name, value)
-
-  def build(self, inputs_shape):
-    super().build(inputs_shape)
-    # Fail loudly if a keras-hub upgrade renamed the attributes: a silent
-    # fallback to BERT's LayerNorm would approximate UER's.
-    for name in self._LAYER_NORMS:
-      if not isinstance(getattr(self, name, None), UerLayerNormalization):
-        raise RuntimeError(f"keras-hub's TransformerEncoder no longer sets "
-                           f"{name}; UER LayerNorm cannot be installed")
-
-
-@keras.saving.register_keras_serializable(package="fastbert_tf")
 def gelu_approximate(x):
   """tanh-form GELU, keras-hub's BertBackbone activation.
 
@@ -188,3 +172,17 @@ def _activation(name):
   if name == "gelu_approximate":
     return gelu_approximate
   return keras.activations.get(name)
+
+
+# The class's name before the rename, kept only so that files written then
+# still load: ".keras" files name it "fastbert_tf>BertBackbone", and Keras
+# addresses a functional model's layers in the weights file by their class
+# name ("layers/bert_backbone/..."), so the alias must also carry that name.
+# Built with type() so that no module attribute named BertBackbone exists to
+# be confused with keras_hub.models.BertBackbone.
+keras.saving.register_keras_serializable(
+    package="fastbert_tf", name="BertBackbone")(
+        type("BertBackbone", (FastBertBackbone,), {
+            "__doc__": "FastBertBackbone under its pre-rename name (loading "
+                       "old files only).",
+            "__module__": __name__}))

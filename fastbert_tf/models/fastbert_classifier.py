@@ -5,16 +5,23 @@ import tensorflow as tf
 from keras import ops
 
 from fastbert_tf.layers.student_classifier import StudentClassifier
+from fastbert_tf.models import architecture
 from fastbert_tf.models import losses
 from fastbert_tf.models import phases
-from fastbert_tf.models.bert_backbone import BertBackbone
+from fastbert_tf.models.bert_backbone import FastBertBackbone
 
 
 @keras.saving.register_keras_serializable(package="fastbert_tf")
 class FastBertClassifier(keras.Model):
-  """Backbone + L-1 students + teacher, trained in two phases.
+  """A FastBertBackbone with a classifier after every layer (L-1 students
+  and the teacher), trained in two phases.
 
-  Sublayers: `backbone` (BertBackbone with `transformer_layer_{i}`),
+  Built like keras-hub's tasks: the backbone is an argument, and
+  `get_config()` holds its serialized config (`from_config` rebuilds it).
+  `from_architecture(**flat_kwargs)` builds both from the flat dict that
+  flags and presets use (models.architecture).
+
+  Sublayers: `backbone` (with `transformer_layer_{i}`),
   `student_classifier_{i}` after transformer layer i (0-based, i < L-1) and
   `teacher_classifier` after the last layer.
 
@@ -36,98 +43,96 @@ class FastBertClassifier(keras.Model):
   LossScaleOptimizer). compile() takes no `loss` or `metrics`: the model
   computes its own loss per phase and reports accuracy per layer.
 
-  Constructor kwargs are the architecture and round-trip via get_config
-  (`layer_norm_type="uer"` reproduces the FastBERT authors' UER LayerNorm);
-  `dtype` (a Keras dtype policy, e.g. "mixed_bfloat16") reaches every
-  sublayer, while logits, losses and LayerNorm statistics stay float32.
+  The classifiers run under the backbone's dtype policy (as keras-hub's
+  heads do); logits, losses and LayerNorm statistics stay float32.
 
   Args:
-    vocabulary_size: int, number of token ids.
-    num_layers: int, transformer layers (L); one classifier after each.
-    num_heads: int, attention heads per transformer layer.
-    hidden_dim: int, the backbone's width.
-    intermediate_dim: int, the feed-forward width.
+    backbone: a FastBertBackbone.
     num_classes: int, >= 2.
-    max_sequence_length: int, learned positions.
-    num_segments: int, segment ids (3 for UER checkpoints).
-    dropout: float, backbone and classifier dropout.
-    layer_norm_epsilon: float, 1e-12 for BERT checkpoints.
-    activation: str, FFN activation: "gelu" (exact) or "gelu_approximate".
     classifier_hidden_dim: int, every classifier's width (128 in the paper).
     classifier_num_heads: int, every classifier's attention heads (2).
     pooling: "first" ([CLS]), "mean" or "max", for every classifier.
-    layer_norm_type: "bert" or "uer" (UER-py's LayerNorm everywhere).
+    dropout: float, the classifiers' dropout.
     exit_temperatures: None, or L floats > 0: classifier i's logits are
       divided by the i-th (per-exit calibration; None = all 1).
-    dtype: a Keras dtype policy (or its name) for every sublayer; logits,
-      losses and LayerNorm statistics stay float32.
-    **kwargs: `name` and the other `keras.Model` arguments.
+    **kwargs: `name`, `dtype` (must be the backbone's policy; it is by
+      default) and the other `keras.Model` arguments.
 
   Examples:
 
-  >>> model = FastBertClassifier(vocabulary_size=30522, num_layers=12,
-  ...                            num_heads=12, hidden_dim=768,
-  ...                            intermediate_dim=3072, num_classes=2)
+  >>> backbone = FastBertBackbone(vocabulary_size=30522, num_layers=12,
+  ...                             num_heads=12, hidden_dim=768,
+  ...                             intermediate_dim=3072)
+  >>> model = FastBertClassifier(backbone, num_classes=2)
   >>> model.build()
   >>> model.phase_config = phases.PhaseConfig("finetune")
   >>> model.compile(keras.optimizers.AdamW(2e-5))
   >>> model.fit(train_ds, validation_data=dev_ds)   # (features, labels)
   """
 
-  def __init__(self, vocabulary_size, num_layers, num_heads, hidden_dim,
-               intermediate_dim, num_classes=2, max_sequence_length=512,
-               num_segments=2, dropout=0.1, layer_norm_epsilon=1e-12,
-               activation="gelu", classifier_hidden_dim=128,
-               classifier_num_heads=2, pooling="first", layer_norm_type="bert",
-               exit_temperatures=None, dtype=None, **kwargs):
-    super().__init__(dtype=dtype, **kwargs)
-    if num_layers < 1:
-      raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+  def __init__(self, backbone, num_classes=2, classifier_hidden_dim=128,
+               classifier_num_heads=2, pooling="first", dropout=0.1,
+               exit_temperatures=None, **kwargs):
+    if not isinstance(backbone, FastBertBackbone):
+      raise TypeError(f"backbone must be a FastBertBackbone, got "
+                      f"{type(backbone).__name__}")
+    dtype = kwargs.pop("dtype", None) or backbone.dtype_policy
+    if keras.dtype_policies.get(dtype).name != backbone.dtype_policy.name:
+      raise ValueError(
+          f"dtype {keras.dtype_policies.get(dtype).name!r} is not the "
+          f"backbone's {backbone.dtype_policy.name!r}: build the backbone "
+          "with the policy the model should run in")
+    super().__init__(dtype=backbone.dtype_policy, **kwargs)
     if num_classes < 2:
       raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    self.backbone = BertBackbone(
-        vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim,
-        max_sequence_length=max_sequence_length, num_segments=num_segments,
-        dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
-        activation=activation, layer_norm_type=layer_norm_type,
-        dtype=self.dtype_policy, name="backbone")
+    self.backbone = backbone
+    self.num_classes = num_classes
+    self.classifier_hidden_dim = classifier_hidden_dim
+    self.classifier_num_heads = classifier_num_heads
+    self.pooling = pooling
+    self.dropout = dropout
     head = dict(num_classes=num_classes, hidden_dim=classifier_hidden_dim,
                 num_heads=classifier_num_heads, pooling=pooling,
                 dropout=dropout, dtype=self.dtype_policy)
-    temperatures = _check_temperatures(exit_temperatures, num_layers)
+    temperatures = architecture.check_temperatures(exit_temperatures,
+                                                   backbone.num_layers)
     self.students = [StudentClassifier(name=f"student_classifier_{i}",
                                        temperature=temperatures[i], **head)
-                     for i in range(num_layers - 1)]
+                     for i in range(backbone.num_layers - 1)]
     self.teacher = StudentClassifier(name="teacher_classifier",
                                      temperature=temperatures[-1], **head)
-    self._arch = dict(
-        vocabulary_size=vocabulary_size, num_layers=num_layers,
-        num_heads=num_heads, hidden_dim=hidden_dim,
-        intermediate_dim=intermediate_dim, num_classes=num_classes,
-        max_sequence_length=max_sequence_length, num_segments=num_segments,
-        dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
-        activation=activation, classifier_hidden_dim=classifier_hidden_dim,
-        classifier_num_heads=classifier_num_heads, pooling=pooling,
-        layer_norm_type=layer_norm_type,
-        exit_temperatures=None if exit_temperatures is None else
-        list(temperatures))
     self._phase_config = phases.PhaseConfig()
     # The phase the compiled train step was built for (None: not compiled).
     self._compiled_phase_config = None
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.accuracy_trackers = [
         keras.metrics.SparseCategoricalAccuracy(name=f"accuracy_layer_{i + 1}")
-        for i in range(num_layers)
+        for i in range(backbone.num_layers)
     ]
+
+  @classmethod
+  def from_architecture(cls, **kwargs):
+    """Builds the backbone and the model from one flat dict.
+
+    Args:
+      **kwargs: FastBertBackbone's and this class's arguments side by side
+        (models.architecture: `vocabulary_size`, `num_layers`, ...,
+        `num_classes`, `classifier_hidden_dim`, ...); `dropout` and `dtype`
+        go to both.
+
+    Returns:
+      a FastBertClassifier (not built).
+
+    Raises:
+      TypeError: an argument neither takes.
+    """
+    backbone_kwargs, head_kwargs = architecture.split(kwargs)
+    return cls(FastBertBackbone(**backbone_kwargs), **head_kwargs)
 
   # -- architecture -------------------------------------------------------
   @property
   def num_layers(self):
-    return self._arch["num_layers"]
-
-  @property
-  def num_classes(self):
-    return self._arch["num_classes"]
+    return self.backbone.num_layers
 
   @property
   def exit_temperatures(self):
@@ -142,11 +147,9 @@ class FastBertClassifier(keras.Model):
     Args:
       temperatures: None or a sequence of L floats > 0.
     """
-    values = _check_temperatures(temperatures, self.num_layers)
+    values = architecture.check_temperatures(temperatures, self.num_layers)
     for classifier, t in zip(self.classifiers, values):
       classifier.temperature = t
-    self._arch["exit_temperatures"] = (None if temperatures is None
-                                       else list(values))
     self.train_function = self.test_function = self.predict_function = None
 
   @property
@@ -155,9 +158,9 @@ class FastBertClassifier(keras.Model):
     return self.students + [self.teacher]
 
   def build(self, input_shape=None):
-    shape = (None, None)
-    self.backbone.build(shape)
-    hidden_shape = (None, None, self._arch["hidden_dim"])
+    if not self.backbone.built:  # from_config builds it from build_config
+      self.backbone.build((None, None))
+    hidden_shape = (None, None, self.backbone.hidden_dim)
     for classifier in self.classifiers:
       classifier.build(hidden_shape)
     self.built = True
@@ -181,13 +184,29 @@ class FastBertClassifier(keras.Model):
 
   def get_config(self):
     config = super().get_config()
-    config.update(self._arch)
+    temperatures = self.exit_temperatures
+    config.update(
+        backbone=keras.saving.serialize_keras_object(self.backbone),
+        num_classes=self.num_classes,
+        classifier_hidden_dim=self.classifier_hidden_dim,
+        classifier_num_heads=self.classifier_num_heads, pooling=self.pooling,
+        dropout=self.dropout,
+        # None when uncalibrated, so the config says "as trained".
+        exit_temperatures=(None if all(t == 1.0 for t in temperatures)
+                           else temperatures))
     return config
 
   @classmethod
   def from_config(cls, config):
     config = dict(config)
     config.pop("trainable", None)
+    if "backbone" not in config:
+      # A flat config: model directories and .keras files written before
+      # the backbone became an argument.
+      return cls.from_architecture(**config)
+    if isinstance(config["backbone"], dict):
+      config["backbone"] = keras.saving.deserialize_keras_object(
+          config["backbone"])
     return cls(**config)
 
   # -- training -----------------------------------------------------------
@@ -250,13 +269,13 @@ class FastBertClassifier(keras.Model):
           "changing the phase (its optimizer trains other variables)")
     variables = phases.trainable_variables(self, config)
     if config.phase == "distill":
-      per_example, loss, grads = self._distill_gradients(
-          features, sample_weight, variables)
+      per_example, grads = phases.distill_gradients(
+          self, features, sample_weight, variables)
     else:
       if labels is None:
         raise ValueError(f"phase {config.phase!r} needs labels")
       with tf.GradientTape() as tape:
-        per_example = self._supervised_losses(features, labels)
+        per_example = phases.supervised_losses(self, features, labels)
         loss = tf.nn.compute_average_loss(per_example,
                                           sample_weight=sample_weight)
         scaled = self.optimizer.scale_loss(loss)
@@ -264,40 +283,6 @@ class FastBertClassifier(keras.Model):
     self.optimizer.apply_gradients(zip(grads, variables))
     self.loss_tracker.update_state(per_example, sample_weight=sample_weight)
     return {"loss": self.loss_tracker.result()}
-
-  def _supervised_losses(self, features, labels):
-    """Per-example cross-entropy: the teacher's (finetune), the sum over
-    every classifier (joint) or their layer-weighted mean (tune_exits).
-    float32 [batch]."""
-    if self.phase_config.phase == "finetune":
-      hidden = self.backbone(features, training=True)[-1]
-      logits = self.teacher(hidden, features["padding_mask"], training=True)
-      return losses.cross_entropy(labels, logits)
-    logits = self(features, training=True)
-    weights = losses.exit_loss_weights(self.phase_config.phase,
-                                       self.num_layers)
-    return tf.add_n([w * losses.cross_entropy(labels, logits[:, i])
-                     for i, w in enumerate(weights)])
-
-  def _distill_gradients(self, features, sample_weight, variables):
-    # The frozen part runs outside the tape: no activations are kept for a
-    # backward pass through the backbone, which is what makes phase 2 cheap.
-    config = self.phase_config
-    hidden_states = self.backbone(features, training=config.teacher_dropout)
-    mask = features["padding_mask"]
-    teacher_logits = self.teacher(hidden_states[-1], mask,
-                                  training=config.teacher_dropout)
-    hidden_states = [tf.stop_gradient(h) for h in hidden_states[:-1]]
-    with tf.GradientTape() as tape:
-      student_logits = [s(h, mask, training=True)
-                        for s, h in zip(self.students, hidden_states)]
-      per_example = losses.distillation_loss(
-          teacher_logits, student_logits, config.kl_direction,
-          config.student_reduction, config.distill_temperature)
-      loss = tf.nn.compute_average_loss(per_example,
-                                        sample_weight=sample_weight)
-      scaled = self.optimizer.scale_loss(loss)
-    return per_example, loss, tape.gradient(scaled, variables)
 
   def test_step(self, data):
     features, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(
@@ -311,17 +296,3 @@ class FastBertClassifier(keras.Model):
         tracker.update_state(labels, logits[:, i], sample_weight=sample_weight)
     return {m.name: m.result() for m in self.metrics}
 
-
-def _check_temperatures(temperatures, num_layers):
-  """L floats, all 1.0 for None.
-
-  Raises:
-    ValueError: not L values, or one not > 0.
-  """
-  if temperatures is None:
-    return [1.0] * num_layers
-  values = [float(t) for t in temperatures]
-  if len(values) != num_layers or not all(t > 0 for t in values):
-    raise ValueError(f"exit_temperatures must be {num_layers} numbers > 0, "
-                     f"got {temperatures}")
-  return values

@@ -8,6 +8,8 @@ phase's optimizer only ever sees the variables listed here.
 
 import dataclasses
 
+import tensorflow as tf
+
 from fastbert_tf.models import losses
 
 PHASES = ("finetune", "distill", "joint", "tune_exits")
@@ -86,3 +88,60 @@ def trainable_variables(model, config):
     frozen = model.backbone.embeddings.token_embedding.embeddings
     variables = [v for v in variables if v is not frozen]
   return variables
+
+
+def supervised_losses(model, features, labels):
+  """Per-example cross-entropy of `model.phase_config`'s supervised phase:
+  the teacher's (finetune), the sum over every classifier (joint) or
+  their depth-weighted mean (tune_exits, losses.exit_loss_weights).
+
+  Args:
+    model: a FastBertClassifier.
+    features: dict of int32 [batch, seq] model inputs.
+    labels: int [batch].
+
+  Returns:
+    float32 [batch].
+  """
+  if model.phase_config.phase == "finetune":
+    hidden = model.backbone(features, training=True)[-1]
+    logits = model.teacher(hidden, features["padding_mask"], training=True)
+    return losses.cross_entropy(labels, logits)
+  logits = model(features, training=True)
+  weights = losses.exit_loss_weights(model.phase_config.phase,
+                                     model.num_layers)
+  return tf.add_n([w * losses.cross_entropy(labels, logits[:, i])
+                   for i, w in enumerate(weights)])
+
+
+def distill_gradients(model, features, sample_weight, variables):
+  """Phase 2's per-example loss and gradients.
+
+  The frozen part runs outside the tape: no activations are kept for a
+  backward pass through the backbone, which is what makes phase 2 cheap.
+
+  Args:
+    model: a FastBertClassifier.
+    features: dict of int32 [batch, seq] model inputs.
+    sample_weight: None or float [batch].
+    variables: the students' variables (trainable_variables).
+
+  Returns:
+    (float32 [batch] per-example loss, list of gradients of `variables`).
+  """
+  config = model.phase_config
+  hidden_states = model.backbone(features, training=config.teacher_dropout)
+  mask = features["padding_mask"]
+  teacher_logits = model.teacher(hidden_states[-1], mask,
+                                 training=config.teacher_dropout)
+  hidden_states = [tf.stop_gradient(h) for h in hidden_states[:-1]]
+  with tf.GradientTape() as tape:
+    student_logits = [s(h, mask, training=True)
+                      for s, h in zip(model.students, hidden_states)]
+    per_example = losses.distillation_loss(
+        teacher_logits, student_logits, config.kl_direction,
+        config.student_reduction, config.distill_temperature)
+    loss = tf.nn.compute_average_loss(per_example,
+                                      sample_weight=sample_weight)
+    scaled = model.optimizer.scale_loss(loss)
+  return per_example, tape.gradient(scaled, variables)

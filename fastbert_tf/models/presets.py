@@ -8,6 +8,8 @@ backbone fields must agree with it; its classifier fields
 
 import json
 
+from fastbert_tf.models import architecture
+
 PRESETS = {
     # Google BERT-base: the paper's backbone and FLOPs reference.
     "bert_base": dict(num_layers=12, num_heads=12, hidden_dim=768,
@@ -55,8 +57,9 @@ def get_preset(name):
 
 
 def load_config_json(path):
-  """Reads architecture kwargs from a json file (a saved model's config.json
-  or a hand-written one with keras-hub argument names)."""
+  """Reads flat architecture kwargs from a json file: a saved model's
+  config.json (its nested backbone flattened, models.architecture) or a
+  hand-written one with keras-hub argument names."""
   with open(path, encoding="utf-8") as f:
     try:
       config = json.load(f)
@@ -64,4 +67,4 @@ def load_config_json(path):
       raise ValueError(f"{path}: not valid json ({e})") from None
   if not isinstance(config, dict):
     raise ValueError(f"{path}: expected a json object of model kwargs")
-  return config
+  return architecture.flatten(config)

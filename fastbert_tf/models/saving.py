@@ -1,6 +1,8 @@
 """A saved model is a directory whose files belong together.
 
-  config.json          FastBertClassifier kwargs (also a --config_json)
+  config.json          FastBertClassifier.get_config(), the backbone's nested
+                       (also a --config_json; flat in directories written
+                       before the backbone became an argument)
   model.weights.h5     the weights
   tokenizer.json       encoder settings, + vocab.txt or sentencepiece.model
                        (+ kept_token_ids.npy when the vocabulary is pruned)
@@ -28,6 +30,7 @@ from absl import logging
 from fastbert_tf import paths
 from fastbert_tf.data import tokenizer as tokenizer_lib
 from fastbert_tf.errors import ModelDirError
+from fastbert_tf.models import architecture
 from fastbert_tf.models.fastbert_classifier import FastBertClassifier
 
 CONFIG_FILE = "config.json"
@@ -51,8 +54,9 @@ def save_model(model, encoder, directory):
   tf.io.gfile.makedirs(directory)
   config = {k: v for k, v in model.get_config().items()
             if k not in ("name", "trainable", "dtype")}
-  # The policy by name ("mixed_bfloat16"), so config.json stays plain kwargs.
-  config["dtype"] = model.dtype_policy.name
+  # The policy by name ("mixed_bfloat16") rather than Keras' serialized
+  # object, in the model's and the backbone's config, for people to read.
+  config = architecture.with_dtype(config, model.dtype_policy.name)
   write_json(os.path.join(directory, CONFIG_FILE), config)
   encoder.save(directory)
   # h5py crashes the process (SIGSEGV) when the disk fills under it, so a
@@ -104,9 +108,9 @@ def load_model(model_dir, dtype=None, verify_files=True):
                           "directory written by fastbert_tf?")
   config = read_json(os.path.join(model_dir, CONFIG_FILE))
   if dtype:
-    config["dtype"] = dtype
+    config = architecture.with_dtype(config, dtype)
   try:
-    model = FastBertClassifier(**config)
+    model = FastBertClassifier.from_config(config)
   except (TypeError, ValueError) as e:
     raise ModelDirError(f"{os.path.join(model_dir, CONFIG_FILE)}: not a "
                         f"FastBertClassifier config ({e})") from None

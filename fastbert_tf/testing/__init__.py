@@ -43,7 +43,7 @@ def tiny_model(seed=0, sharpen=1.0, **overrides):
   """
   import keras  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(seed)
-  model = FastBertClassifier(**tiny_config(**overrides))
+  model = FastBertClassifier.from_architecture(**tiny_config(**overrides))
   model.build()
   if sharpen != 1.0:
     for classifier in model.classifiers:

@@ -39,7 +39,7 @@ def huggingface_parity(path, texts, max_seq_length=128):
   """Our restored backbone vs this reference on real text.
 
   Tokenizes with our TextEncoder (the checkpoint's vocab and casing),
-  restores the Hugging Face checkpoint at `path` into a BertBackbone and
+  restores the Hugging Face checkpoint at `path` into a FastBertBackbone and
   runs the same ids through `numpy_bert.forward` on the raw safetensors
   arrays.
 
@@ -59,11 +59,11 @@ def huggingface_parity(path, texts, max_seq_length=128):
   from safetensors.numpy import load_file
   from fastbert_tf import checkpoints
   from fastbert_tf.data.tokenizer import TextEncoder
-  from fastbert_tf.models.bert_backbone import BertBackbone
+  from fastbert_tf.models.bert_backbone import FastBertBackbone
   # pylint: enable=g-import-not-at-top
   info = checkpoints.read_info(path)
   arch = info.architecture
-  backbone = BertBackbone(**arch, dropout=0.0)
+  backbone = FastBertBackbone(**arch, dropout=0.0)
   report = checkpoints.restore_backbone(backbone, path)
   encoder = TextEncoder(info.vocab_path, max_seq_length,
                         lowercase=info.lowercase)

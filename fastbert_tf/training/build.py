@@ -157,7 +157,7 @@ def build_model(cfg, arch, info=None, kept_ids=None):
   scope), its backbone restored from --init_checkpoint (only the rows of
   `kept_ids` when pruning now)."""
   try:
-    model = FastBertClassifier(**arch)
+    model = FastBertClassifier.from_architecture(**arch)
   except (TypeError, ValueError) as e:
     raise ConfigError(f"the architecture cannot be built: {e}") from None
   model.build()
