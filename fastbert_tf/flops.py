@@ -8,6 +8,7 @@ import json
 from absl import app
 from absl import flags
 
+from fastbert_tf import errors
 from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.models import presets
 
@@ -33,6 +34,10 @@ def report(config, seq_len):
 
 
 def main(argv):
+  errors.exit_on_user_error(_main, argv)
+
+
+def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = (presets.load_config_json(FLAGS.config_json) if FLAGS.config_json
