@@ -15,6 +15,7 @@ from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.inference import criteria
 from fastbert_tf.serving import export
 from fastbert_tf.serving import tflite
+from fastbert_tf.testing import invisible_text as invisible
 
 # Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
 pytestmark = pytest.mark.large
@@ -201,6 +202,27 @@ def test_raw_text_model_uses_only_tf_text_custom_ops(text_models, content):
   assert not tflite.custom_op_names(content)  # the ids model: builtins only
   with pytest.raises(ValueError, match="takes"):
     runner(speed=0.5, token_ids=np.zeros([1, 3], np.int32))
+
+
+def test_raw_text_model_refuses_texts_empty_to_the_tokenizer(text_models):
+  """TFLite drops the SavedModel's Assert, so the converted text model would
+  answer these from [CLS] [SEP] alone (issue 21): it returns the text
+  rule's content lengths instead, and LiteRTRunner refuses the call as the
+  signature does, naming input and index."""
+  _, runner, _ = text_models
+  good = _text_batch(3, seed=4)
+  bad = ["", " \t", "\u200b\u200b"] + [
+      invisible.invisible_text(alphabet, seed)
+      for seed, alphabet in enumerate(invisible.CLASSES.values())]
+  for name in runner.input_names:
+    for text in bad:
+      inputs = {n: list(good) for n in runner.input_names}
+      inputs[name] = good[:1] + [text] + good[1:2]
+      with pytest.raises(ValueError, match=rf"input '{name}'\[1\] is empty "
+                         "to the tokenizer"):
+        runner(speed=0.5, **inputs)
+  inputs = {n: list(good) for n in runner.input_names}
+  assert len(runner(speed=0.5, **inputs)["label"]) == 3  # good texts answer
 
 
 def test_custom_ops_without_a_kernel_are_refused(saved_model, monkeypatch):
