@@ -90,7 +90,7 @@ COMMANDS = {
         "--class_weights": spec(lambda t: t in ("1,1e12", "0.5,2"), "list",
                                 extra=("0,0", "-1,1", "1,1e12", "nan,1",
                                        "inf,1", "true,1", "1")),
-        "--vocab_size": spec(between(1), extra=("5",)),
+        "--vocab_size": spec(between(6), extra=("5", "6")),
         "--max_seq_length": spec(between(3, 32), extra=("1", "2", "33")),
         "--max_train_samples": spec(between(0), default=0),
         "--max_eval_samples": spec(between(0), default=0),

@@ -29,7 +29,7 @@ HUGE = 10**12
 
 @pytest.mark.parametrize("field,value", [
     ("batch_size", 0), ("batch_size", -1), ("eval_batch_size", 0),
-    ("vocab_size", 0), ("max_seq_length", 2), ("max_train_samples", -1),
+    ("vocab_size", 0), ("vocab_size", 5), ("max_seq_length", 2), ("max_train_samples", -1),
     ("length_group", -1), ("pad_to_multiple_of", -1), ("num_gpus", -1),
     ("checkpoint_every_steps", -1), ("num_classes", -1), ("num_classes", 1),
     ("seed", -1), ("seed", 2**32), ("top_k", 0),
@@ -111,6 +111,16 @@ def test_top_k_beyond_the_classes_is_refused(data_dir):
   with pytest.raises(ConfigError, match=r"^--top_k=3: more than the task's 2 "
                      "classes"):
     _load(data_dir, top_k=3, exit_criterion="topk_entropy")
+
+
+@pytest.mark.parametrize("weights", [("nan", "1"), ("inf", "1"), ("0", "1"),
+                                     ("-1", "1"), ("1",)])
+def test_class_weights_must_be_finite_and_positive(data_dir, weights):
+  run = _load(data_dir)
+  cfg = TrainConfig(model_dir="m", class_weights=weights)
+  with pytest.raises(ValueError, match=r"^--class_weights=.*expected 2 "
+                     "finite positive numbers"):
+    inputs.class_weights(cfg, run.label_set, run.splits["train"])
 
 
 def test_max_seq_length_beyond_the_position_table_is_refused():

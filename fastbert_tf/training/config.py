@@ -102,13 +102,16 @@ MAX_EPOCHS = 10_000
 MAX_DISTILL_TEMPERATURE = 100.0
 _INT_RANGES = {
     "batch_size": (1, None), "eval_batch_size": (1, None),
-    "vocab_size": (1, None), "max_seq_length": (3, None),
+    "vocab_size": (6, None), "max_seq_length": (3, None),
     "max_train_samples": (0, None), "max_eval_samples": (0, None),
     "checkpoint_every_steps": (0, None), "length_group": (0, None),
     "pad_to_multiple_of": (0, None), "num_gpus": (0, None),
     "num_classes": (0, None), "seed": (0, 2**32 - 1), "top_k": (1, None),
     "finetune_epochs": (0, MAX_EPOCHS), "distill_epochs": (0, MAX_EPOCHS)}
+# A learned vocabulary holds data.vocab.RESERVED_TOKENS (5) and at least
+# one token of the text (with none, the tokenizer cannot be built).
 _WHY = {"max_seq_length": " ([CLS], [SEP] and one token)",
+        "vocab_size": " (the 5 special tokens and one more)",
         "seed": " (NumPy's seed range)"}
 
 

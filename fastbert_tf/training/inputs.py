@@ -139,9 +139,9 @@ def class_weights(cfg, label_set, train):
     except ValueError:
       raise DataError(f"--class_weights={','.join(spec)}: expected "
                       f"'balanced' or {k} numbers") from None
-    if len(weights) != k or np.any(weights <= 0):
-      raise DataError(f"--class_weights: expected {k} positive numbers (one "
-                      f"per class), got {spec}")
+    if len(weights) != k or not np.all(np.isfinite(weights) & (weights > 0)):
+      raise DataError(f"--class_weights={','.join(spec)}: expected {k} "
+                      "finite positive numbers (one per class)")
   logging.info("Class weights: %s", np.round(weights, 4).tolist())
   return weights[train.labels].astype(np.float32)
 
