@@ -70,19 +70,34 @@ def main(argv):
       rows.append(dict(kind=kind.__name__, verdict=verdict, detail=detail))
       print(f"{verdict:8s} {kind.__name__:44s} {detail[:100]}", flush=True)
       context.reset_model()
-  counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
+      _write(rows, complete=False)  # a stopped bench keeps what it saw
+  counts = _write(rows, complete=True)
   print(f"training: {len(rows)} kinds tried, {counts['clear']} clear errors, "
         f"{counts['correct']} correct, {counts['unclear']} unclear, "
         f"{counts['crash']} crashes, {counts['silent']} silent wrong, "
         f"{counts['lost']} data lost")
+  return 1 if counts["crash"] + counts["silent"] + counts["lost"] else 0
+
+
+def _write(rows, complete):
+  """Writes the record of `rows` (complete: every selected kind ran);
+  returns the verdict counts."""
+  counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
   classes = {}
   for row in rows:
     name = row["kind"].split("_")[0]
     classes.setdefault(name, {v: 0 for v in VERDICTS})[row["verdict"]] += 1
+  commands = {}  # the numeric class per command (numeric_<command>_...)
+  for row in rows:
+    if row["kind"].startswith("numeric_"):
+      name = row["kind"].split("_")[1]
+      commands.setdefault(name, {v: 0 for v in VERDICTS})[row["verdict"]] += 1
   record = common.record(section="training", kinds_tried=len(rows), **counts,
-                         classes=classes, rows=rows)
+                         complete=complete, classes=classes,
+                         **({"numeric_by_command": commands} if commands
+                            else {}), rows=rows)
   common.write_records(FLAGS.output, [record])
-  return 1 if counts["crash"] + counts["silent"] + counts["lost"] else 0
+  return counts
 
 
 if __name__ == "__main__":
