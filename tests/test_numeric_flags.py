@@ -11,6 +11,8 @@ import sys
 import pytest
 
 from fastbert_tf import testing
+from fastbert_tf.data import pipeline
+from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.errors import ConfigError
 from fastbert_tf.inference import flops as flops_lib
 from fastbert_tf.inference import sweep
@@ -121,6 +123,37 @@ def test_class_weights_must_be_finite_and_positive(data_dir, weights):
   with pytest.raises(ValueError, match=r"^--class_weights=.*expected 2 "
                      "finite positive numbers"):
     inputs.class_weights(cfg, run.label_set, run.splits["train"])
+
+
+def test_a_huge_length_group_is_the_whole_data(data_dir):
+  """--length_group=10**12 is valid (sort the whole data by length) and
+  must not size a tf.data buffer by it (it segfaulted the training)."""
+  train = _load(data_dir).splits["train"]
+  encoder = TextEncoder(testing.TINY_VOCAB, 16)
+  whole = [b[1].numpy().tolist() for b in pipeline.make_dataset(
+      train, encoder, 8, length_group=6, shuffle=True, seed=1)]
+  huge = [b[1].numpy().tolist() for b in pipeline.make_dataset(
+      train, encoder, 8, length_group=10**12, shuffle=True, seed=1)]
+  assert huge == whole and sum(map(len, huge)) == 48
+
+
+def test_a_huge_pad_multiple_pads_to_the_max_length():
+  """--pad_to_multiple_of=10**12 is documented as capped at
+  --max_seq_length; it overflowed int32 in the graph instead."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  encoder = TextEncoder(testing.TINY_VOCAB, 16)
+  features = encoder(tf.constant(["a b", "c"]))
+  for multiple in (16, 10**12):
+    padded = pipeline.pad_features((features,), multiple, encoder)
+    assert padded["token_ids"].shape == (2, 16)
+
+
+def test_xla_buckets_name_the_flag():
+  from fastbert_tf.inference import single_text  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match=r"^--xla_buckets=0,16: bucket lengths "
+                     "must be >= 1"):
+    single_text.buckets_for(16, [0, 16])
+  assert single_text.buckets_for(16, [8, HUGE]) == (8, 16)  # dropped
 
 
 def test_max_seq_length_beyond_the_position_table_is_refused():

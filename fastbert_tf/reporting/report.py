@@ -186,8 +186,10 @@ def run_sweep(cfg):
             sweep.default_uncertainty_layers(model.num_layers))
   bad = [k for k in layers if not 1 <= k <= model.num_layers]
   if bad:  # Checked before the forward pass, which may take minutes.
-    raise sweep.SweepError(f"uncertainty layers {bad} out of range: "
-                           f"{cfg.model_dir} has layers 1..{model.num_layers}")
+    raise sweep.SweepError(
+        f"--uncertainty_layers={','.join(str(k) for k in layers)}: layer "
+        f"{bad[0]} is not one of {cfg.model_dir}'s; expected layers 1.."
+        f"{model.num_layers}")
   if cfg.exit_criterion == "topk_entropy" and cfg.top_k > model.num_classes:
     raise _refuse("top_k", cfg.top_k, f"more than the {model.num_classes} "
                   f"classes of {cfg.model_dir}",
