@@ -6,7 +6,13 @@ broken files and kills, each run through the real command line.
       --output=bench/results/path_faults.json
 
 The path class (bench/path_fault_kinds.py) is enumerated: every path flag
-of train, predict, sweep and export, times every way a path can be wrong.
+of train, predict, sweep and export, times every way a path can be wrong;
+so is the numeric class (bench/numeric_fault_kinds.py): every numeric flag
+of train, sweep, predict, export, flops and the server, times zero,
+negative, huge, NaN, inf, a word and the flag's own edges.
+
+  python bench/training_faults.py --classes=numeric \
+      --output=bench/results/numeric_faults.json
 
 Each kind returns a verdict (as bench/serving_faults.py's):
   clear    exit status 1, one `error:` line naming the file or flag and what
@@ -30,6 +36,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from bench import common  # pylint: disable=g-import-not-at-top
+from bench import numeric_fault_kinds
 from bench import path_fault_kinds
 from bench import training_fault_kinds as kinds_lib
 
@@ -39,7 +46,7 @@ flags.DEFINE_string("output", "bench/results/training_faults.json",
 flags.DEFINE_list("only", [], "Run only these kinds (names).")
 flags.DEFINE_list("classes", [], "Run only these classes (the kinds' name "
                   "prefixes: data, labels, flags, dir, kill, path, "
-                  "predictor); empty = all.")
+                  "predictor, numeric); empty = all.")
 
 VERDICTS = ("clear", "correct", "unclear", "crash", "silent", "lost")
 
@@ -50,7 +57,8 @@ def main(argv):
   with tempfile.TemporaryDirectory() as tmp:
     context = kinds_lib.TrainingContext(tmp)
     for kind in (kinds_lib.KINDS + path_fault_kinds.path_kinds() +
-                 path_fault_kinds.PREDICTOR_KINDS):
+                 path_fault_kinds.PREDICTOR_KINDS +
+                 numeric_fault_kinds.numeric_kinds()):
       if FLAGS.only and kind.__name__ not in FLAGS.only:
         continue
       if FLAGS.classes and kind.__name__.split("_")[0] not in FLAGS.classes:
@@ -62,19 +70,34 @@ def main(argv):
       rows.append(dict(kind=kind.__name__, verdict=verdict, detail=detail))
       print(f"{verdict:8s} {kind.__name__:44s} {detail[:100]}", flush=True)
       context.reset_model()
-  counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
+      _write(rows, complete=False)  # a stopped bench keeps what it saw
+  counts = _write(rows, complete=True)
   print(f"training: {len(rows)} kinds tried, {counts['clear']} clear errors, "
         f"{counts['correct']} correct, {counts['unclear']} unclear, "
         f"{counts['crash']} crashes, {counts['silent']} silent wrong, "
         f"{counts['lost']} data lost")
+  return 1 if counts["crash"] + counts["silent"] + counts["lost"] else 0
+
+
+def _write(rows, complete):
+  """Writes the record of `rows` (complete: every selected kind ran);
+  returns the verdict counts."""
+  counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
   classes = {}
   for row in rows:
     name = row["kind"].split("_")[0]
     classes.setdefault(name, {v: 0 for v in VERDICTS})[row["verdict"]] += 1
+  commands = {}  # the numeric class per command (numeric_<command>_...)
+  for row in rows:
+    if row["kind"].startswith("numeric_"):
+      name = row["kind"].split("_")[1]
+      commands.setdefault(name, {v: 0 for v in VERDICTS})[row["verdict"]] += 1
   record = common.record(section="training", kinds_tried=len(rows), **counts,
-                         classes=classes, rows=rows)
+                         complete=complete, classes=classes,
+                         **({"numeric_by_command": commands} if commands
+                            else {}), rows=rows)
   common.write_records(FLAGS.output, [record])
-  return 1 if counts["crash"] + counts["silent"] + counts["lost"] else 0
+  return counts
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from fastbert_tf import Predictor
 from fastbert_tf.export import exporter
+from fastbert_tf.testing import invisible_text as invisible
 from fastbert_tf.testing import saved
 
 pytestmark = pytest.mark.skipif(
@@ -98,6 +99,30 @@ def test_jsonl_on_the_export_equals_the_predictor(models, tmp_path):
                                for b in bad)
   assert any("text is empty to the tokenizer" in b for b in bad)
   assert any("not valid json" in b for b in bad)
+
+
+def test_invisible_only_texts_are_bad_lines_not_failed_batches(models,
+                                                               tmp_path):
+  """A text of only invisible, control, bidi or combining characters passes
+  the parser but is empty to the tokenizer: it goes to the bad lines, and
+  the texts batched with it are answered (issue 21: it failed the batch)."""
+  _, base = models
+  texts = _texts(20, seed=3)
+  invisibles = [invisible.invisible_text(alphabet, seed)
+                for seed, alphabet in enumerate(invisible.CLASSES.values())]
+  with open(tmp_path / "in.jsonl", "w", encoding="utf-8") as f:
+    for i, text in enumerate(texts):
+      f.write(json.dumps(dict(id=f"r{i}", text=text)) + "\n")
+      if i < len(invisibles):
+        f.write(json.dumps(dict(id=f"x{i}", text=invisibles[i])) + "\n")
+  answers, bad = _run(str(tmp_path / "in.jsonl"), str(tmp_path / "out"),
+                      base)
+  assert len(bad) == len(invisibles)
+  assert all("text is empty to the tokenizer" in b for b in bad)
+  answers.sort(key=lambda a: int(a["id"][1:]))
+  assert [a["id"] for a in answers] == [f"r{i}" for i in range(20)]
+  _assert_equal(answers, Predictor.load(base).predict(texts, speed=0.3),
+                range(20))
 
 
 def test_text_files_on_the_model_dir(models, tmp_path):

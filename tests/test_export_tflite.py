@@ -15,6 +15,7 @@ from fastbert_tf.data.tokenizer import TextEncoder
 from fastbert_tf.export import exporter
 from fastbert_tf.export import tflite
 from fastbert_tf.inference import criteria
+from fastbert_tf.testing import invisible_text as invisible
 
 # Trains, exports or serves models: the `large` tier (Bazel tags it heavy).
 pytestmark = pytest.mark.large
@@ -201,6 +202,34 @@ def test_raw_text_model_uses_only_tf_text_custom_ops(text_models, content):
   assert not tflite.custom_op_names(content)  # the ids model: builtins only
   with pytest.raises(ValueError, match="takes"):
     runner(speed=0.5, token_ids=np.zeros([1, 3], np.int32))
+
+
+def test_raw_text_model_refuses_texts_empty_to_the_tokenizer(text_models):
+  """TFLite drops the SavedModel's Assert, so the converted text model would
+  answer these from [CLS] [SEP] alone (issue 21): it returns the text
+  rule's content lengths instead, and LiteRTRunner refuses the call as the
+  signature does, naming input and index. What is empty is the tokenizer's
+  call (the SavedModel's content_lengths): WordPiece drops zero-width and
+  combining characters, the test SentencePiece model keeps them as pieces;
+  blank texts are empty to both."""
+  path, runner, _ = text_models
+  lengths = tf.saved_model.load(path).content_lengths
+  good = _text_batch(3, seed=4)
+  bad = ["", " \t", "\u200b\u200b"] + [
+      invisible.invisible_text(alphabet, seed)
+      for seed, alphabet in enumerate(invisible.CLASSES.values())]
+  empty = [int(n) == 0 for n in lengths(tf.constant(bad)).numpy()]
+  assert empty[:2] == [True, True]
+  for name in runner.input_names:
+    for text, is_empty in zip(bad, empty):
+      inputs = {n: list(good) for n in runner.input_names}
+      inputs[name] = good[:1] + [text] + good[1:2]
+      if is_empty:
+        with pytest.raises(ValueError, match=rf"input '{name}'\[1\] is "
+                           "empty to the tokenizer"):
+          runner(speed=0.5, **inputs)
+      else:  # not empty to this tokenizer: answered, as the SavedModel does
+        assert len(runner(speed=0.5, **inputs)["label"]) == 3
 
 
 def test_custom_ops_without_a_kernel_are_refused(saved_model, monkeypatch):

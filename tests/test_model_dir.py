@@ -80,10 +80,12 @@ def test_a_finished_model_is_not_replaced_without_overwrite(data_dir,
     ("--vocab={tmp}/missing_vocab.txt", "missing_vocab.txt"),
     # Found by bench/training_faults.py: -1 epochs trained nothing and
     # replaced the model; the others ended in absl's usage text.
-    ("--finetune_epochs=-1", "--finetune_epochs must be >= 0, got -1"),
-    ("--batch_size=0", "--batch_size must be >= 1, got 0"),
-    ("--max_seq_length=1", "--max_seq_length must be >= 3"),
-    ("--speeds=0,1.5", "--speeds must lie in [0, 1], got [1.5]"),
+    ("--finetune_epochs=-1", "--finetune_epochs=-1: out of range; expected"),
+    ("--batch_size=0", "--batch_size=0: out of range; expected an integer "
+     ">= 1"),
+    ("--max_seq_length=1", "--max_seq_length=1: out of range; expected an "
+     "integer >= 3"),
+    ("--speeds=0,1.5", "--speeds=0,1.5: speed 1.5 is outside [0, 1]"),
 ])
 def test_a_bad_flag_with_overwrite_writes_nothing(data_dir, model_dir,
                                                  tmp_path, bad, needle):

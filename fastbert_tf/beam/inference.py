@@ -22,12 +22,36 @@ from collections.abc import Iterable
 from collections.abc import Sequence
 
 from apache_beam.ml.inference import base
+import numpy as np
 
 from fastbert_tf.predictor import records
 
 
 # Characters (text and text_b): bucket edges of BatchElements' length_fn.
 LENGTH_BUCKETS = [32, 64, 128, 256, 512, 1024]
+
+
+# The key of the answer that stands for a record the model refuses (a text
+# empty to the tokenizer); pipeline.ClassifyFiles sends it to the bad lines.
+BAD_ANSWER = "_bad_line"
+
+
+def empty_text_reasons(model, batch):
+  """[None, or `text is empty to the tokenizer ...` per Record]: the text
+  rule of the model (Predictor.empty_texts), applied before the batch runs
+  so one such text does not fail all the others."""
+  from fastbert_tf.data import rows  # pylint: disable=g-import-not-at-top
+  reasons = [None] * len(batch)
+  if getattr(model, "empty_texts", None) is None:
+    return reasons
+  fields = [("text", [r.text for r in batch])]
+  if model.text_pair:
+    fields.append(("text_b", [r.text_b for r in batch]))
+  for name, texts in fields:
+    for i in np.flatnonzero(model.empty_texts(texts)):
+      if reasons[i] is None:
+        reasons[i] = rows.empty_text_message(name, texts[i])
+  return reasons
 
 
 def record_length(record):
@@ -82,13 +106,20 @@ class FastBertModelHandler(base.ModelHandler):
     del inference_args
     if not batch:
       return []
+    reasons = empty_text_reasons(model, batch)
+    good = [r for r, reason in zip(batch, reasons) if reason is None]
     out = model.predict(
-        [r.text for r in batch],
-        speed=[self._speed if r.speed is None else r.speed for r in batch],
-        text_b=[r.text_b for r in batch] if model.text_pair else None)
-    answers = []
-    for i, record in enumerate(batch):
+        [r.text for r in good],
+        speed=[self._speed if r.speed is None else r.speed for r in good],
+        text_b=[r.text_b for r in good] if model.text_pair else None
+    ) if good else None
+    answers, i = [], 0
+    for record, reason in zip(batch, reasons):
+      if reason is not None:  # a bad line, not a failed batch
+        answers.append({BAD_ANSWER: reason})
+        continue
       answer = records.answer(record, out, i)
+      i += 1
       if self._include_text:
         answer["text"] = record.text
         if record.text_b is not None:

@@ -10,7 +10,10 @@ Text files are read with ReadFromText, which knows no line numbers: answers
 carry the text itself (and a jsonl `id` when given) to join on. TFRecord inputs hold tf.train.Example records with a bytes feature
 `text` and optionally `text_b` (bytes), `label` (int64), `speed` (float)
 and `id` (bytes). Empty lines are skipped and counted (`blank_lines`);
-every other bad line goes to the bad-lines file (`bad_lines`).
+every other bad line goes to the bad-lines file (`bad_lines`), a text the
+model's tokenizer finds empty (only invisible, control, bidi or combining
+characters) included: the handler answers it with a marker that
+`_Refused` routes there, so it never fails its batch.
 """
 
 import json
@@ -19,6 +22,7 @@ import apache_beam as beam
 from apache_beam.io import filesystems
 from apache_beam.ml.inference.base import RunInference
 
+from fastbert_tf.beam.inference import BAD_ANSWER
 from fastbert_tf.beam.inference import FastBertModelHandler
 from fastbert_tf.predictor import records
 
@@ -75,6 +79,24 @@ class _Parse(beam.DoFn):
       self._bad.inc()
       yield beam.pvalue.TaggedOutput(
           BAD, f"{self._source}: {e}")
+
+
+class _Refused(beam.DoFn):
+  """Answers pass; a record the model refused (inference.BAD_ANSWER: a text
+  empty to the tokenizer) goes to BAD as `source: reason`, like a bad
+  line the parser found."""
+
+  def __init__(self, source):
+    self._source = source
+    self._bad = beam.metrics.Metrics.counter("fastbert", "bad_lines")
+
+  def process(self, answer):
+    if BAD_ANSWER in answer:
+      self._bad.inc()
+      yield beam.pvalue.TaggedOutput(BAD, f"{self._source}: "
+                                     f"{answer[BAD_ANSWER]}")
+    else:
+      yield answer
 
 
 def _from_example(serialized, parser):
@@ -137,12 +159,16 @@ class ClassifyFiles(beam.PTransform):
     parsed = lines | "Parse" >> beam.ParDo(_Parse(
         self.fmt, self.input_pattern, header=header,
         **self.model_info)).with_outputs(BAD, main="records")
-    answers = parsed.records | "Classify" >> RunInference(self.handler)
+    results = parsed.records | "Classify" >> RunInference(self.handler)
+    split = results | "Refused" >> beam.ParDo(_Refused(
+        self.input_pattern)).with_outputs(BAD, main="answers")
+    answers = split.answers
     _ = (answers | "ToJson" >> beam.Map(json.dumps, ensure_ascii=False)
          | "Write" >> beam.io.WriteToText(self.output_prefix,
                                           file_name_suffix=".jsonl"))
-    _ = parsed[BAD] | "WriteBad" >> beam.io.WriteToText(
-        self.output_prefix + "-bad", file_name_suffix=".txt")
+    _ = ((parsed[BAD], split[BAD]) | "AllBad" >> beam.Flatten()
+         | "WriteBad" >> beam.io.WriteToText(
+             self.output_prefix + "-bad", file_name_suffix=".txt"))
     return answers
 
 

@@ -32,6 +32,9 @@ def define_flags():
   flags.DEFINE_float("speed", 0.5, "Early-exit threshold for records "
                      "without their own `speed`.", lower_bound=0.0,
                      upper_bound=1.0)
+  # The bounds let NaN through (every comparison with it is false).
+  flags.register_validator("speed", lambda v: v == v,
+                           "expected a number in [0, 1], got NaN")
   flags.DEFINE_enum("input_format", "", ["", "txt", "tsv", "jsonl",
                                          "tfrecord"],
                     "Input format; empty = from --input's extension.")

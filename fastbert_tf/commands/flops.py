@@ -36,6 +36,10 @@ def report(config, seq_len):
 
 
 def main(argv):
+  common.exit_on_user_error(_main, argv)
+
+
+def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = (presets.load_config_json(FLAGS.config_json) if FLAGS.config_json

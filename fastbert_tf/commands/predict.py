@@ -45,6 +45,9 @@ def define_flags():
   flags.DEFINE_float("speed", 0.5, "Early-exit threshold in [0, 1]: 0 = the "
                      "full model, higher = earlier exits. A jsonl record's "
                      "`speed` overrides it.", lower_bound=0.0, upper_bound=1.0)
+  # The bounds let NaN through (every comparison with it is false).
+  flags.register_validator("speed", lambda v: v == v,
+                           "expected a number in [0, 1], got NaN")
   flags.DEFINE_integer("batch_size", 64, "Texts per graph call.",
                        lower_bound=1)
   flags.DEFINE_enum("input_format", "", ["", "txt", "tsv", "jsonl"],

@@ -29,10 +29,8 @@ def main(argv):
   try:
     kwargs = server_flags.server_kwargs(flags.FLAGS)
     server = server_lib.LocalServer(**kwargs)
-  except errors.UserError as e:
+  except (errors.UserError, ValueError) as e:
     raise SystemExit(f"error: {errors.one_line(e)}") from None
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
   except (FileNotFoundError, OSError) as e:
     raise SystemExit(f"error: {e}") from None
   stop = threading.Event()

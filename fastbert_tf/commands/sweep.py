@@ -85,7 +85,9 @@ def config_from_flags(flag_values=FLAGS):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  cfg = config_from_flags()
+  # Bad flags end in one `error:` line, as bad data does.
+  cfg = common.exit_on_user_error(
+      config_from_flags, user_errors=(errors.UserError, app.UsageError))
   from fastbert_tf.reporting import report as reporting  # pylint: disable=g-import-not-at-top
   from fastbert_tf.inference import sweep  # pylint: disable=g-import-not-at-top
   from fastbert_tf.reporting import plots  # pylint: disable=g-import-not-at-top

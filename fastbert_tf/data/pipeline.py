@@ -47,6 +47,9 @@ def make_dataset(data, encoder, batch_size, shuffle=False, seed=0,
   if weighted:
     columns["weight"] = np.asarray(sample_weights, dtype=np.float32)
   grouped = length_group > 1
+  # A run of more batches than the data holds is the whole data: the same
+  # order, without a buffer sized by the flag (10**12 crashed tf.data).
+  length_group = min(length_group, max(1, -(-len(data) // batch_size)))
   if grouped:
     columns["length"] = np.asarray(
         token_lengths(data, encoder) if lengths is None else lengths,
@@ -129,6 +132,9 @@ def pad_features(element, multiple, encoder):
   """
   features, rest = element[0], element[1:]
   cap = encoder.max_seq_length
+  # The same target with any multiple >= cap, without int32 overflow in
+  # the graph (--pad_to_multiple_of=10**12 failed the first batch).
+  multiple = min(int(multiple), cap)
   width = tf.shape(features["token_ids"])[1]
   target = tf.minimum((width + multiple - 1) // multiple * multiple, cap)
   pad_values = dict(token_ids=encoder.special_ids()["pad"], segment_ids=0,

@@ -9,6 +9,7 @@ loser of the rename takes the next free number.
 """
 
 import errno
+import numbers
 import os
 import re
 import socket
@@ -18,6 +19,7 @@ import uuid
 import tensorflow as tf
 from absl import logging
 
+from fastbert_tf.errors import ConfigError
 from fastbert_tf.export import serving_module
 from fastbert_tf.export import warmup
 from fastbert_tf.inference import criteria
@@ -39,6 +41,10 @@ def next_version(export_base):
   versions = [int(d) for d in tf.io.gfile.listdir(export_base)
               if d.strip("/").isdigit()]
   return max(versions, default=0) + 1
+
+
+# The largest version TF Serving reads: its versions are int64.
+MAX_VERSION = 2**63 - 1
 
 
 def export_saved_model(model, encoder, export_base, version=None,
@@ -72,8 +78,19 @@ def export_saved_model(model, encoder, export_base, version=None,
   if not 0.0 <= speed <= 1.0:  # False for NaN too
     # The graph would reject these warmup requests and TF Serving would
     # refuse to load the version.
-    raise ValueError(f"warmup speed must be in [0, 1], got {speed}")
+    raise ConfigError(f"--warmup_speed={speed}: the warmup requests' speed "
+                      "is outside [0, 1]; expected a speed in [0, 1]")
   auto = version is None
+  if not auto and (isinstance(version, bool) or not isinstance(
+      version, numbers.Integral) or not 0 <= version <= MAX_VERSION):
+    # A server ignores a directory whose name is not an int64 >= 0.
+    raise ConfigError(f"--version={version}: not a version a server loads; "
+                      f"expected an integer in [0, {MAX_VERSION}]")
+  if criterion.name == "topk_entropy" and criterion.top_k > (
+      model.num_classes):
+    raise ConfigError(f"--top_k={criterion.top_k}: more than the "
+                      f"{model.num_classes} classes of the model; expected "
+                      f"2 to {model.num_classes}")
   version = next_version(export_base) if auto else int(version)
   final = os.path.join(export_base, str(version))
   if not auto and tf.io.gfile.exists(final):

@@ -11,12 +11,19 @@ Run either with LiteRT (`ai_edge_litert`): `tf.lite.Interpreter` segfaults on
 this graph (TF_NOTES trap 3).
 """
 
+import os
+import tempfile
+
 import numpy as np
 import tensorflow as tf
 
+from fastbert_tf.data import rows
 from fastbert_tf.export import serving_module
 
 QUANTIZATIONS = ("none", "dynamic")
+# The text variant's extra outputs: tokens each text input yields besides
+# [CLS]/[SEP] (the text rule; 0 = empty, refuse the answer).
+CONTENT_LENGTHS = {"text": "content_lengths", "text_b": "content_lengths_b"}
 VARIANTS = {"ids": serving_module.SIGNATURE_IDS,
             "text": serving_module.SIGNATURE_TEXT}
 # The tokenizer's ops with tensorflow-text TFLite kernels (normalization,
@@ -52,6 +59,21 @@ def convert(saved_model_dir, quantize="none", variant="ids"):
   if variant not in VARIANTS:
     raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got "
                      f"{variant!r}")
+  if variant == "text":
+    with tempfile.TemporaryDirectory() as tmp:
+      source = _text_with_lengths(saved_model_dir, tmp)
+      content = _convert(source, variant, quantize)
+  else:
+    content = _convert(saved_model_dir, variant, quantize)
+  # allow_custom_ops accepts any op; only tf-text's have kernels at run time.
+  unknown = set(custom_op_names(content)) - TEXT_CUSTOM_OPS
+  if unknown:
+    raise ValueError(f"{saved_model_dir}: {VARIANTS[variant]} needs custom "
+                     f"ops no TFLite kernel provides: {sorted(unknown)}")
+  return content
+
+
+def _convert(saved_model_dir, variant, quantize):
   converter = tf.lite.TFLiteConverter.from_saved_model(
       saved_model_dir, signature_keys=[VARIANTS[variant]])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -59,13 +81,35 @@ def convert(saved_model_dir, quantize="none", variant="ids"):
     converter.allow_custom_ops = True
   if quantize == "dynamic":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  content = converter.convert()
-  # allow_custom_ops accepts any op; only tf-text's have kernels at run time.
-  unknown = set(custom_op_names(content)) - TEXT_CUSTOM_OPS
-  if unknown:
-    raise ValueError(f"{saved_model_dir}: {VARIANTS[variant]} needs custom "
-                     f"ops no TFLite kernel provides: {sorted(unknown)}")
-  return content
+  return converter.convert()
+
+
+def _text_with_lengths(saved_model_dir, tmp):
+  """A SavedModel whose predict_text also returns the text rule's measure.
+
+  TFLite drops the graph's Assert, so the converted text model would answer
+  a text empty to the tokenizer (blank, or only invisible, control, bidi or
+  combining characters) from [CLS] [SEP] alone, where the SavedModel fails.
+  It returns CONTENT_LENGTHS (int32 [batch], per text input) instead: 0
+  marks an empty text, whose answer a client must not use (LiteRTRunner
+  refuses the call). Returns the new SavedModel's directory.
+  """
+  loaded = tf.saved_model.load(saved_model_dir)
+  signature = loaded.signatures[serving_module.SIGNATURE_TEXT]
+  specs = signature.structured_input_signature[1]
+  names = [n for n in ("text", "text_b") if n in specs]
+
+  def predict_text(**inputs):
+    out = dict(signature(**inputs))
+    for name in names:
+      out[CONTENT_LENGTHS[name]] = loaded.content_lengths(inputs[name])
+    return out
+
+  function = tf.function(predict_text).get_concrete_function(**specs)
+  path = os.path.join(tmp, "with_lengths")
+  tf.saved_model.save(loaded, path,
+                      signatures={serving_module.SIGNATURE_TEXT: function})
+  return path
 
 
 def custom_op_names(model_content):
@@ -148,10 +192,26 @@ class LiteRTRunner:
     Returns:
       dict of numpy outputs, the SavedModel's: probabilities, label,
       exit_layer, uncertainty, flops.
+
+    Raises:
+      ValueError: (text) a text empty to the tokenizer, named by input and
+        index, as the SavedModel's signature refuses it.
     """
     if sorted(inputs) != self.input_names:
       raise ValueError(f"this {self.variant} model takes "
                        f"{self.input_names} and speed, got {sorted(inputs)}")
     dtype = np.int32 if self.variant == "ids" else object
     feed = {k: np.asarray(v, dtype) for k, v in inputs.items()}
-    return self._runner(speed=np.asarray(speed, np.float32), **feed)
+    out = self._runner(speed=np.asarray(speed, np.float32), **feed)
+    for name in self.input_names:  # the text rule (see _text_with_lengths)
+      lengths = out.pop(CONTENT_LENGTHS.get(name, ""), None)
+      if lengths is not None and (np.asarray(lengths) <= 0).any():
+        i = int(np.flatnonzero(np.asarray(lengths) <= 0)[0])
+        raise ValueError(f"input '{name}'[{i}] {rows.EMPTY_TEXT}: "
+                         f"{rows.show(_text(feed[name][i]))}")
+    return out
+
+
+def _text(value):
+  return value.decode("utf-8", "replace") if isinstance(value, bytes) else (
+      str(value))

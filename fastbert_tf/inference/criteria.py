@@ -52,7 +52,8 @@ class ExitCriterion:
       raise ValueError(f"exit criterion must be one of {NAMES}, got "
                        f"{self.name!r}")
     if self.name == "topk_entropy" and self.top_k < 2:
-      raise ValueError(f"top_k must be >= 2, got {self.top_k}")
+      raise ValueError(f"--top_k={self.top_k}: topk_entropy renormalizes "
+                       "over the k likeliest classes; expected k >= 2")
 
   @property
   def stateful(self):

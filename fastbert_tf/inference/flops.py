@@ -11,6 +11,9 @@ layer, 0.11% off the paper.
 """
 
 import dataclasses
+import numbers
+
+from fastbert_tf.errors import ConfigError
 
 from fastbert_tf.models import architecture
 
@@ -77,6 +80,28 @@ class FlopsTable:
     return self.baseline / mean_flops
 
 
+def check_sizes(config, seq_len=None):
+  """The lengths and classes a FLOPs table (and a model) can have.
+
+  Raises:
+    ConfigError: `--max_seq_length=N: ...` beyond the position table or
+      below 3 ([CLS], [SEP] and one token); `--num_classes=K: ...` below 2.
+  """
+  most = config.get("max_sequence_length")
+  if seq_len is not None and (
+      isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral)
+      or seq_len < 3 or (most is not None and seq_len > most)):
+    raise ConfigError(
+        f"--max_seq_length={seq_len}: not a length this architecture reads; "
+        f"expected an integer in [3, {most}] ([CLS], [SEP] and one token, "
+        "up to its position table)")
+  classes = config.get("num_classes", 2)
+  if isinstance(classes, bool) or not isinstance(
+      classes, numbers.Integral) or classes < 2:
+    raise ConfigError(f"--num_classes={classes}: a classifier needs at "
+                      "least 2 classes; expected an integer >= 2")
+
+
 def flops_table(config, seq_len=None):
   """FlopsTable for a FastBertClassifier config.
 
@@ -86,9 +111,14 @@ def flops_table(config, seq_len=None):
       intermediate_dim, num_classes, classifier_hidden_dim (default 128),
       max_sequence_length.
     seq_len: int, padded length; defaults to the config's max_sequence_length.
+
+  Raises:
+    ConfigError: a seq_len outside [3, max_sequence_length] or fewer than
+      2 classes (`--max_seq_length=...`, `--num_classes=...`).
   """
   config = architecture.flatten(config)
-  seq_len = seq_len or config["max_sequence_length"]
+  check_sizes(config, seq_len)
+  seq_len = config["max_sequence_length"] if seq_len is None else seq_len
   return FlopsTable(
       layer=transformer_layer_flops(seq_len, config["hidden_dim"],
                                     config["intermediate_dim"]),

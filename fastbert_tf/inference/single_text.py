@@ -53,7 +53,10 @@ def buckets_for(max_seq_length, buckets=None):
   buckets = DEFAULT_BUCKETS if buckets is None else tuple(buckets)
   bad = [b for b in buckets if int(b) < 1]
   if bad:
-    raise ValueError(f"bucket lengths must be >= 1, got {bad}")
+    raise ValueError(f"--xla_buckets={','.join(str(b) for b in buckets)}: "
+                     f"bucket lengths must be >= 1, got {bad}; expected "
+                     "lengths >= 1 (those at or above max_seq_length are "
+                     "dropped)")
   kept = {int(b) for b in buckets if int(b) < max_seq_length}
   return tuple(sorted(kept | {int(max_seq_length)}))
 

@@ -51,6 +51,10 @@ class OnePass:
     return len(self.labels)
 
 
+# The most speeds one sweep derives: a grid step of 1e-4 over [0, 1].
+MAX_SPEEDS = 10_001
+
+
 def parse_speeds(text):
   """Parses `start:stop:step` (stop included when on the grid) or `a,b,c`.
 
@@ -70,6 +74,9 @@ def parse_speeds(text):
       if not step > 0:
         raise SweepError(f"speeds {text!r}: step must be > 0, got {step}")
       count = math.floor((stop - start) / step + 1e-9) + 1
+      if count > MAX_SPEEDS:  # before a tuple of that many is built
+        raise SweepError(f"speeds {text!r}: {count:,} speeds; expected at "
+                         f"most {MAX_SPEEDS:,} (a step >= 1e-4 over [0, 1])")
       # Rounded so that 0:1:0.05 gives 0.15, not 0.15000000000000002.
       speeds = tuple(round(start + i * step, 10) for i in range(max(count, 0)))
     else:

@@ -11,12 +11,14 @@ so `reporting.paper_results` and `reporting.plots` stay light.
 import csv
 import dataclasses
 import json
+import math
 import os
 import time
 
 from absl import logging
 
 from fastbert_tf import paths
+from fastbert_tf.errors import ConfigError
 
 CSV_FILE = "sweep.csv"
 JSON_FILE = "sweep.json"
@@ -61,10 +63,54 @@ class SweepConfig:
   top_k: int = 2
   skip_bad_rows: bool = False
 
+  def __post_init__(self):
+    check_numbers(self)
+
   @property
   def has_target(self):
     return (self.target_accuracy_drop is not None or
             self.target_speedup is not None)
+
+
+def _refuse(name, value, what, expected):
+  return ConfigError(f"--{name}={value}: {what}; expected {expected}")
+
+
+def check_numbers(cfg):
+  """A SweepConfig's numbers in their ranges, before any work (those that
+  need the model, --top_k and --uncertainty_layers against its classes and
+  layers, are checked once it is loaded).
+
+  Raises:
+    ConfigError: `--flag=value: what is wrong; expected what`.
+  """
+  for name, least in (("batch_size", 1), ("max_samples", 0), ("top_k", 1)):
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int) or (
+        value < least):
+      raise _refuse(name, value, "out of range",
+                    f"an integer >= {least}")
+  if cfg.exit_criterion == "topk_entropy" and cfg.top_k < 2:
+    raise _refuse("top_k", cfg.top_k, "--exit_criterion=topk_entropy "
+                  "renormalizes over the k likeliest classes",
+                  "an integer >= 2 (and at most the number of classes)")
+  drop, speedup = cfg.target_accuracy_drop, cfg.target_speedup
+  if drop is not None and not (math.isfinite(drop) and 0 <= drop <= 100):
+    raise _refuse("target_accuracy_drop", drop, "not a drop in accuracy "
+                  "points", "a number in [0, 100]")
+  if speedup is not None and not (math.isfinite(speedup) and speedup > 0):
+    raise _refuse("target_speedup", speedup, "not a speedup",
+                  "a finite number > 0")
+  bad = [k for k in cfg.uncertainty_layers if k < 1]
+  if bad:
+    raise _refuse("uncertainty_layers",
+                  ",".join(str(k) for k in cfg.uncertainty_layers),
+                  f"layer {bad[0]} is not a layer", "1-based layers")
+  for name in ("speeds", "histogram_speeds"):
+    bad = [s for s in getattr(cfg, name) if not 0.0 <= s <= 1.0]
+    if bad:
+      raise _refuse(name, ",".join(f"{s:g}" for s in getattr(cfg, name)),
+                    f"speed {bad[0]:g} is outside [0, 1]", "speeds in [0, 1]")
 
 
 def _one_pass(cfg, model, encoder, criterion, split):
@@ -140,8 +186,14 @@ def run_sweep(cfg):
             sweep.default_uncertainty_layers(model.num_layers))
   bad = [k for k in layers if not 1 <= k <= model.num_layers]
   if bad:  # Checked before the forward pass, which may take minutes.
-    raise sweep.SweepError(f"uncertainty layers {bad} out of range: "
-                           f"{cfg.model_dir} has layers 1..{model.num_layers}")
+    raise sweep.SweepError(
+        f"--uncertainty_layers={','.join(str(k) for k in layers)}: layer "
+        f"{bad[0]} is not one of {cfg.model_dir}'s; expected layers 1.."
+        f"{model.num_layers}")
+  if cfg.exit_criterion == "topk_entropy" and cfg.top_k > model.num_classes:
+    raise _refuse("top_k", cfg.top_k, f"more than the {model.num_classes} "
+                  f"classes of {cfg.model_dir}",
+                  f"2 to {model.num_classes}")
   start = time.perf_counter()
   one_pass, source = _one_pass(cfg, model, encoder, criterion, cfg.split)
   pass_seconds = time.perf_counter() - start

@@ -45,9 +45,11 @@ class BatchingOptions:
   def __post_init__(self):
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)
-      if value < (0 if field.name == "batch_timeout_micros" else 1):
-        raise ValueError(f"batching {field.name} must be positive, got "
-                         f"{value}")
+      least = 0 if field.name == "batch_timeout_micros" else 1
+      if isinstance(value, bool) or not isinstance(value, int) or (
+          value < least):
+        raise ValueError(f"--{field.name}={value}: out of range for "
+                         f"batching; expected an integer >= {least}")
 
 
 class _Task:

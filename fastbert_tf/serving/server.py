@@ -19,6 +19,7 @@ In-process use (tests, benchmarks):
     client = FastBertClient(server.address, "fastbert")
 """
 
+import numbers
 import threading
 import time
 from concurrent import futures
@@ -27,6 +28,7 @@ import grpc
 from absl import logging
 from google.protobuf import message as proto_message
 
+from fastbert_tf.errors import ConfigError
 from fastbert_tf.serving import access_log as access_log_lib
 from fastbert_tf.serving import grpc_utils
 from fastbert_tf.serving import protos
@@ -130,6 +132,60 @@ class PredictionService:
     return call
 
 
+# gRPC reads message limits as an int32 of bytes; a port is 16 bits; an
+# idle poll or a batch wait longer than these is a typo, not a setting.
+MAX_MESSAGE_BYTES = 2**31 - 1
+MAX_POLL_WAIT_SECONDS = 365 * 86_400
+MAX_BATCH_TIMEOUT_MICROS = 60_000_000
+
+
+def _refuse(flag, value, what, expected):
+  return ConfigError(f"--{flag}={value}: {what}; expected {expected}")
+
+
+def _integer(value):
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_options(port, max_workers, max_message_bytes, poll_wait_seconds,
+                  batching_options=None):
+  """The server's numeric options in their ranges, before any model loads.
+
+  Raises:
+    ConfigError: `--flag=value: what is wrong; expected what`, with the
+      command line's flag names.
+  """
+  if not _integer(port) or not 0 <= port <= 65535:
+    raise _refuse("port", port, "not a TCP port",
+                  "an integer in [0, 65535] (0 = pick a free one)")
+  if not _integer(max_workers) or max_workers < 1:
+    raise _refuse("max_workers", max_workers, "no thread would answer",
+                  "an integer >= 1")
+  if not _integer(max_message_bytes) or not (
+      1 <= max_message_bytes <= MAX_MESSAGE_BYTES):
+    raise _refuse("max_message_mb", f"{max_message_bytes / 2**20:g}",
+                  "not a message size gRPC takes",
+                  f"1 to {MAX_MESSAGE_BYTES >> 20} MiB")
+  if isinstance(poll_wait_seconds, bool) or not isinstance(
+      poll_wait_seconds, numbers.Real) or not (
+          0 <= poll_wait_seconds <= MAX_POLL_WAIT_SECONDS):  # NaN too
+    raise _refuse("file_system_poll_wait_seconds", poll_wait_seconds,
+                  "not a polling period",
+                  f"seconds in [0, {MAX_POLL_WAIT_SECONDS:,}] (0 = look "
+                  "once at start-up)")
+  if batching_options is not None:
+    if batching_options.num_batch_threads > max_workers:
+      raise _refuse("num_batch_threads", batching_options.num_batch_threads,
+                    f"more merged runs than the {max_workers} request "
+                    "threads could fill",
+                    f"at most --max_workers={max_workers}")
+    if batching_options.batch_timeout_micros > MAX_BATCH_TIMEOUT_MICROS:
+      raise _refuse("batch_timeout_micros",
+                    batching_options.batch_timeout_micros,
+                    "requests would wait that long for a batch to fill",
+                    f"at most {MAX_BATCH_TIMEOUT_MICROS:,} (a minute)")
+
+
 class LocalServer:
   """The gRPC server in this process, as a context manager.
 
@@ -156,6 +212,8 @@ class LocalServer:
                limits=validation.RequestLimits(), poll_wait_seconds=1.0,
                max_versions=1, version_labels=None, batching_options=None,
                access_log=None):
+    check_options(port, max_workers, max_message_bytes, poll_wait_seconds,
+                  batching_options)  # before a version loads
     self.limits = limits
 
     def load(version, path):

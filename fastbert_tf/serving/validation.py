@@ -27,6 +27,10 @@ def invalid(message):
   return protos.ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+# The server's flag of each limit (max_sequence_columns has none).
+_LIMIT_FLAGS = {"max_texts": "max_texts_per_request"}
+
+
 @dataclasses.dataclass(frozen=True)
 class RequestLimits:
   """What one request may ask for (export/README.md, "Serving limits").
@@ -49,9 +53,11 @@ class RequestLimits:
 
   def __post_init__(self):
     for field in dataclasses.fields(self):
-      if getattr(self, field.name) < 1:
-        raise ValueError(f"{field.name} must be >= 1, got "
-                         f"{getattr(self, field.name)}")
+      value = getattr(self, field.name)
+      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        flag = _LIMIT_FLAGS.get(field.name, field.name)
+        raise ValueError(f"--{flag}={value}: a limit below 1 refuses every "
+                         f"request; expected an integer >= 1")
 
 
 def validate_inputs(signature_name, signature_def, inputs, limits,

@@ -91,7 +91,8 @@ class VersionManager:
   def __init__(self, base_path, name, load, poll_wait_seconds=1.0,
                max_versions=1, labels=None):
     if max_versions < 1:
-      raise ValueError(f"max_versions must be >= 1, got {max_versions}")
+      raise ValueError(f"--max_versions={max_versions}: no version would "
+                       "stay loaded; expected an integer >= 1")
     self.base_path = base_path
     self.name = name
     self._load = load

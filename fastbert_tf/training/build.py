@@ -73,8 +73,10 @@ def base_architecture(cfg, info=None):
   arch["dtype"] = cfg.dtype_policy
   if arch.get("max_sequence_length", 512) < cfg.max_seq_length:
     raise ConfigError(
-        f"--max_seq_length={cfg.max_seq_length} exceeds the architecture's "
-        f"max_sequence_length={arch['max_sequence_length']}")
+        f"--max_seq_length={cfg.max_seq_length}: exceeds the "
+        f"architecture's position table (max_sequence_length="
+        f"{arch['max_sequence_length']}); expected at most "
+        f"{arch['max_sequence_length']}")
   return arch
 
 

@@ -3,6 +3,9 @@ by fastbert_tf/commands/train.py, passed down to the library (which never reads
 flags)."""
 
 import dataclasses
+import math
+
+from fastbert_tf.errors import ConfigError
 
 # Fields that do not change what a run trains: a resumed run may differ in
 # them (e.g. fewer GPUs after a preemption, other evaluation speeds).
@@ -78,6 +81,9 @@ class TrainConfig:
   exit_criterion: str = "entropy"
   top_k: int = 2
 
+  def __post_init__(self):
+    check_numbers(self)
+
   def fingerprint(self):
     """{field: value} of what defines the trained model: a run in progress
     is resumed only by a job with the same fingerprint."""
@@ -89,3 +95,89 @@ class TrainConfig:
 
 def _jsonable(value):
   return list(value) if isinstance(value, tuple) else value
+
+
+# The numeric fields' valid ranges: (least, most), both included. The upper
+# ends are far beyond any real run and catch typos (10**12 epochs) before
+# they allocate or run forever; see docs/testing.md, "numeric flags".
+MAX_EPOCHS = 10_000
+MAX_DISTILL_TEMPERATURE = 100.0
+_INT_RANGES = {
+    "batch_size": (1, None), "eval_batch_size": (1, None),
+    "vocab_size": (6, None), "max_seq_length": (3, None),
+    "max_train_samples": (0, None), "max_eval_samples": (0, None),
+    "checkpoint_every_steps": (0, None), "length_group": (0, None),
+    "pad_to_multiple_of": (0, None), "num_gpus": (0, None),
+    "num_classes": (0, None), "seed": (0, 2**32 - 1), "top_k": (1, None),
+    "finetune_epochs": (0, MAX_EPOCHS), "distill_epochs": (0, MAX_EPOCHS),
+    "tune_exits_epochs": (1, MAX_EPOCHS)}
+# A learned vocabulary holds data.vocab.RESERVED_TOKENS (5) and at least
+# one token of the text (with none, the tokenizer cannot be built).
+_WHY = {"max_seq_length": " ([CLS], [SEP] and one token)",
+        "vocab_size": " (the 5 special tokens and one more)",
+        "seed": " (NumPy's seed range)"}
+
+
+def _refuse(name, value, what, expected):
+  return ConfigError(f"--{name}={value}: {what}; expected {expected}")
+
+
+def _check_int(name, value, least, most):
+  if isinstance(value, bool) or not isinstance(value, int):
+    raise _refuse(name, value, "not an integer", "an integer")
+  if value < least or (most is not None and value > most):
+    expected = (f"an integer >= {least:,}" if most is None else
+                f"an integer in [{least:,}, {most:,}]")
+    raise _refuse(name, value, "out of range", expected + _WHY.get(name, ""))
+
+
+def _check_float(name, value, least, most, least_open=False):
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    raise _refuse(name, value, "not a number", "a number")
+  if not math.isfinite(value):
+    raise _refuse(name, value, "not a finite number",
+                  f"a number in {'(' if least_open else '['}{least:g}, "
+                  f"{most:g}]")
+  if (value <= least if least_open else value < least) or value > most:
+    raise _refuse(name, value, "out of range",
+                  f"a number in {'(' if least_open else '['}{least:g}, "
+                  f"{most:g}]")
+
+
+def check_numbers(cfg):
+  """Every numeric field of a TrainConfig in its range, before any work.
+
+  What needs the data (--batch_size against the training examples,
+  --num_classes against the labels, --max_seq_length against the position
+  table, --top_k against the classes) is checked once that is read.
+
+  Raises:
+    ConfigError: `--flag=value: what is wrong; expected what`.
+  """
+  for name, (least, most) in _INT_RANGES.items():
+    _check_int(name, getattr(cfg, name), least, most)
+  if cfg.num_classes == 1:
+    raise _refuse("num_classes", 1, "a classifier needs at least 2 classes",
+                  "0 (from the data or --labels) or >= 2")
+  runs = {"finetune_epochs": cfg.phase in ("all", "finetune", "joint"),
+          "distill_epochs": cfg.phase in ("all", "distill")}
+  for name, runs_phase in runs.items():
+    if runs_phase and getattr(cfg, name) == 0:
+      raise _refuse(name, 0, f"--phase={cfg.phase} runs this phase, and 0 "
+                    "epochs would leave it untrained",
+                    f"1 to {MAX_EPOCHS:,} epochs (or a --phase without it)")
+  for name in ("finetune_learning_rate", "distill_learning_rate"):
+    _check_float(name, getattr(cfg, name), 0.0, 1.0, least_open=True)
+  _check_float("warmup_fraction", cfg.warmup_fraction, 0.0, 1.0)
+  _check_float("weight_decay", cfg.weight_decay, 0.0, 1.0)
+  _check_float("distill_temperature", cfg.distill_temperature, 0.0,
+               MAX_DISTILL_TEMPERATURE, least_open=True)
+  for speed in cfg.speeds:
+    if not (isinstance(speed, (int, float)) and 0.0 <= speed <= 1.0):
+      raise _refuse("speeds", ",".join(f"{s:g}" for s in cfg.speeds),
+                    f"speed {speed:g} is outside [0, 1]",
+                    "speeds in [0, 1]")
+  if cfg.exit_criterion == "topk_entropy" and cfg.top_k < 2:
+    raise _refuse("top_k", cfg.top_k, "--exit_criterion=topk_entropy "
+                  "renormalizes over the k likeliest classes",
+                  "an integer >= 2 (and at most the number of classes)")

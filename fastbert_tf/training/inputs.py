@@ -11,6 +11,7 @@ from fastbert_tf.data import pipeline
 from fastbert_tf.data import rows
 from fastbert_tf.data import sources
 from fastbert_tf.data.rows import DataError
+from fastbert_tf.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -48,10 +49,29 @@ def load(cfg):
                    cap, len(data), split)
       data = data.head(cap)
     splits[split] = data
+  train = splits["train"]
+  if cfg.num_classes > len(train):
+    # Before the label counts (and a model) are sized by it.
+    raise ConfigError(
+        f"--num_classes={cfg.num_classes}: more classes than the "
+        f"{len(train)} training examples of {train.source}; expected at "
+        f"most {len(train)} (a class needs an example to be learnt)")
   label_set = labels_lib.resolve(splits, cfg.labels or None, cfg.num_classes)
+  if cfg.exit_criterion == "topk_entropy" and (
+      cfg.top_k > label_set.num_classes):
+    raise ConfigError(
+        f"--top_k={cfg.top_k}: more than the task's {label_set.num_classes} "
+        f"classes; expected 2 to {label_set.num_classes}")
   distill = None
   if cfg.phase in ("all", "distill"):
-    distill = load_distill_data(cfg, splits["train"])
+    distill = load_distill_data(cfg, train)
+  for phase, data in (("phase 1", train if cfg.phase in (
+      "all", "finetune", "joint") else None), ("phase 2", distill)):
+    if data is not None and cfg.batch_size > len(data):
+      raise ConfigError(
+          f"--batch_size={cfg.batch_size}: larger than the {len(data)} "
+          f"examples {phase} trains on ({data.source}); expected at most "
+          f"{len(data)}")
   return RunData(splits, label_set, distill)
 
 
@@ -119,9 +139,9 @@ def class_weights(cfg, label_set, train):
     except ValueError:
       raise DataError(f"--class_weights={','.join(spec)}: expected "
                       f"'balanced' or {k} numbers") from None
-    if len(weights) != k or np.any(weights <= 0):
-      raise DataError(f"--class_weights: expected {k} positive numbers (one "
-                      f"per class), got {spec}")
+    if len(weights) != k or not np.all(np.isfinite(weights) & (weights > 0)):
+      raise DataError(f"--class_weights={','.join(spec)}: expected {k} "
+                      "finite positive numbers (one per class)")
   logging.info("Class weights: %s", np.round(weights, 4).tolist())
   return weights[train.labels].astype(np.float32)
 
