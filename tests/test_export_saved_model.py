@@ -83,7 +83,7 @@ def test_layout_is_versioned_atomic_with_warmup(exported):
     exporter.export_saved_model(model, encoder, base, version=1)
   # A warmup speed the graph would reject must fail before anything is
   # written: TF Serving would refuse to load such a version.
-  with pytest.raises(ValueError, match="warmup speed"):
+  with pytest.raises(ValueError, match="--warmup_speed=1.5: "):
     exporter.export_saved_model(model, encoder, base, speed=1.5)
   assert sorted(os.listdir(base)) == ["1"]
 
