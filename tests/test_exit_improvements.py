@@ -170,16 +170,21 @@ def _train(*args):
                         timeout=600)
 
 
-@pytest.mark.large
-def test_cli_calibrates_after_training_and_on_a_finished_model(tmp_path):
+def _tiny_run_flags(tmp_path, model_dir):
+  """Flags of a tiny CLI run on the letter task written under tmp_path."""
   (tmp_path / "data").mkdir()
   data_dir = testing.write_letter_task(tmp_path / "data", train=64, dev=24,
                                        test=16)
+  return [f"--data={data_dir}", f"--model_dir={model_dir}",
+          "--preset=test_tiny", "--vocab_size=40", "--max_seq_length=16",
+          "--batch_size=8", "--finetune_epochs=1", "--distill_epochs=1",
+          "--finetune_learning_rate=1e-3", "--speeds=0,0.5"]
+
+
+@pytest.mark.large
+def test_cli_calibrates_after_training_and_on_a_finished_model(tmp_path):
   model_dir = tmp_path / "model"
-  common = [f"--data={data_dir}", f"--model_dir={model_dir}",
-            "--preset=test_tiny", "--vocab_size=40", "--max_seq_length=16",
-            "--batch_size=8", "--finetune_epochs=1", "--distill_epochs=1",
-            "--finetune_learning_rate=1e-3", "--speeds=0,0.5"]
+  common = _tiny_run_flags(tmp_path, model_dir)
   result = _train(*common, "--distill_temperature=0.5")
   assert result.returncode == 0, result.stderr[-3000:]
   config = _model_config(model_dir)
@@ -201,17 +206,10 @@ def test_cli_calibrates_after_training_and_on_a_finished_model(tmp_path):
   assert "--distill_temperature is phase 2's" in refused.stderr
 
 
-
 @pytest.mark.large
 def test_cli_tunes_exits_on_a_finished_model_then_distills(tmp_path):
-  (tmp_path / "data").mkdir()
-  data_dir = testing.write_letter_task(tmp_path / "data", train=64, dev=24,
-                                       test=16)
   model_dir = tmp_path / "model"
-  common = [f"--data={data_dir}", f"--model_dir={model_dir}",
-            "--preset=test_tiny", "--vocab_size=40", "--max_seq_length=16",
-            "--batch_size=8", "--finetune_epochs=1", "--distill_epochs=1",
-            "--finetune_learning_rate=1e-3", "--speeds=0,0.5"]
+  common = _tiny_run_flags(tmp_path, model_dir)
   refused = _train(*common, "--phase=tune_exits")
   assert refused.returncode != 0, "no model to tune yet"
   assert _train(*common).returncode == 0

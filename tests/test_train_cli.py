@@ -108,7 +108,7 @@ def test_invisible_only_text_stops_with_path_and_line(tmp_path, text):
     testing.write_tsv(tmp_path / f"{split}.tsv", rows)
   result = _train(f"--data={tmp_path}", f"--model_dir={tmp_path / 'm'}",
                   "--preset=test_tiny", "--vocab_size=40",
-                  "--max_seq_length=16")
+                  "--max_seq_length=16", "--batch_size=4")
   assert result.returncode != 0
   assert f"{tmp_path / 'train.tsv'}:5: text_a is empty to the tokenizer" in (
       result.stderr)
