@@ -6,11 +6,11 @@ hold nothing that could shadow a library module."""
 import ast
 import glob
 import os
-import runpy
 import sys
 
 import pytest
-import setuptools
+
+from fastbert_tf.testing import setup_py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "fastbert_tf")
@@ -98,15 +98,7 @@ def test_no_other_root_module_shares_a_name_with_a_subpackage_module():
 
 
 def test_console_scripts_point_into_the_commands_package():
-  captured = {}
-  real = setuptools.setup
-  setuptools.setup = captured.update
-  try:
-    runpy.run_path(os.path.join(ROOT, "setup.py"))
-  finally:
-    setuptools.setup = real
-  for line in captured["entry_points"]["console_scripts"]:
-    script, target = line.split("=")
+  for script, target in setup_py.console_scripts(ROOT).items():
     module, function = target.split(":")
     assert module.startswith("fastbert_tf.commands."), (script, target)
     path = os.path.join(ROOT, *module.split(".")) + ".py"

@@ -3,14 +3,13 @@ the project's flags first; TensorFlow's no-GPU noise is quieted."""
 
 import importlib
 import os
-import runpy
 import subprocess
 import sys
 
 import pytest
-import setuptools
 
 from fastbert_tf import tf_logs
+from fastbert_tf.testing import setup_py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # script -> flags its --help must show (a few of each).
@@ -26,15 +25,7 @@ FLAGS = {
 
 
 def _entry_points():
-  captured = {}
-  real = setuptools.setup
-  setuptools.setup = captured.update
-  try:
-    runpy.run_path(os.path.join(ROOT, "setup.py"))
-  finally:
-    setuptools.setup = real
-  return dict(line.split("=") for line in
-              captured["entry_points"]["console_scripts"])
+  return setup_py.console_scripts(ROOT)
 
 
 def test_every_script_resolves_to_a_function():

@@ -11,7 +11,6 @@ export/export_saved_model.py) fails here.
 
 import json
 import os
-import runpy
 import shutil
 import site
 import subprocess
@@ -19,7 +18,8 @@ import sys
 import sysconfig
 
 import pytest
-import setuptools
+
+from fastbert_tf.testing import setup_py
 
 # Builds and installs a wheel, starts every command: the `large` tier
 # (Bazel tags it heavy).
@@ -41,15 +41,7 @@ HELP_LINE = {
 
 
 def _console_scripts():
-  captured = {}
-  real = setuptools.setup
-  setuptools.setup = captured.update
-  try:
-    runpy.run_path(os.path.join(ROOT, "setup.py"))
-  finally:
-    setuptools.setup = real
-  return [line.split("=")[0]
-          for line in captured["entry_points"]["console_scripts"]]
+  return list(setup_py.console_scripts(ROOT))
 
 
 def _env():
